@@ -1,0 +1,9 @@
+"""Simulators of the benchmark systems (METHODS.md §6), each returning a labeled ``xr.Dataset``.
+
+Each system is a module with ``simulate(...)`` and its exact functions (``drift`` and, where
+known, ``score`` and ``density``) acting on arrays of shape (n, d), for tests and as oracles.
+"""
+
+from . import double_well
+
+__all__ = ["double_well"]

@@ -1,0 +1,320 @@
+"""Shared integration machinery for the benchmark-system simulators.
+
+Every stochastic system supplies two numba-compiled functions acting on one state vector:
+
+* ``drift(x, p, out)``: writes f(x) into ``out`` (``p`` is a float64 parameter vector);
+* ``noise(x, p, xi, out)``: writes g(x) xi into ``out`` for a vector ``xi`` of independent
+  standard normals (length ``n_noise``), i.e. the diffusion matrix applied to xi.
+
+The SDE is ``dx = f(x) dt + g(x) dW`` (Ito). Two schemes are offered:
+
+* ``"euler"`` (Euler–Maruyama): ``x += f(x) dt + g(x) xi sqrt(dt)``; strong order 1/2, the Ito
+  scheme needed for multiplicative noise;
+* ``"heun"`` (stochastic Heun, for additive noise only): predictor ``x* = x + f(x) dt + g xi
+  sqrt(dt)``, corrector ``x += (f(x) + f(x*)) dt / 2 + g xi sqrt(dt)``; strong order 1 for additive
+  noise and second order in the drift, which matters for the stiff chaotic systems.
+
+The driver integrates an ensemble (members advanced in parallel with ``prange``) chunk by chunk,
+draws the normals from a seeded ``numpy.random.Generator`` (one stream, so results depend only on
+``seed``), keeps every ``save_every``-th state, shows a progress bar, and hands the saved states to
+a :class:`TrajectoryWriter` that either keeps them in memory or appends them to a NetCDF file.
+"""
+
+from __future__ import annotations
+
+import math
+import os
+import tempfile
+from dataclasses import dataclass
+from typing import Callable
+
+import numba
+import numpy as np
+import xarray as xr
+from tqdm.auto import tqdm
+
+from .._version import __version__
+
+SCHEMES = ("euler", "heun")
+
+
+def _make_kernel(scheme: str):
+    """Build the chunk kernel of ``scheme`` (compiled once per (drift, noise) pair)."""
+
+    @numba.njit(parallel=True, fastmath=False)
+    def euler_chunk(drift, noise, x, p, dt, xi, out):
+        # x: (m, d) state, advanced in place; xi: (n_save, save_every, m, k); out: (n_save, m, d)
+        n_save, save_every, m, _ = xi.shape
+        d = x.shape[1]
+        sdt = math.sqrt(dt)
+        for r in numba.prange(m):
+            f = np.empty(d)
+            g = np.empty(d)
+            xr_ = x[r]
+            for i in range(n_save):
+                for j in range(save_every):
+                    drift(xr_, p, f)
+                    noise(xr_, p, xi[i, j, r], g)
+                    for c in range(d):
+                        xr_[c] += f[c] * dt + g[c] * sdt
+                for c in range(d):
+                    out[i, r, c] = xr_[c]
+
+    @numba.njit(parallel=True, fastmath=False)
+    def heun_chunk(drift, noise, x, p, dt, xi, out):
+        n_save, save_every, m, _ = xi.shape
+        d = x.shape[1]
+        sdt = math.sqrt(dt)
+        for r in numba.prange(m):
+            f = np.empty(d)
+            f2 = np.empty(d)
+            g = np.empty(d)
+            xp = np.empty(d)
+            xr_ = x[r]
+            for i in range(n_save):
+                for j in range(save_every):
+                    drift(xr_, p, f)
+                    noise(xr_, p, xi[i, j, r], g)
+                    for c in range(d):
+                        xp[c] = xr_[c] + f[c] * dt + g[c] * sdt
+                    drift(xp, p, f2)
+                    for c in range(d):
+                        xr_[c] += 0.5 * (f[c] + f2[c]) * dt + g[c] * sdt
+                for c in range(d):
+                    out[i, r, c] = xr_[c]
+
+    return euler_chunk if scheme == "euler" else heun_chunk
+
+
+_KERNELS = {s: _make_kernel(s) for s in SCHEMES}
+
+
+@dataclass
+class SDESystem:
+    """A stochastic system ``dx = f(x) dt + g(x) dW`` given by numba drift/noise functions."""
+
+    name: str
+    drift: Callable
+    noise: Callable
+    params: np.ndarray
+    n_noise: int
+    scheme: str = "euler"
+
+    def __post_init__(self):
+        if self.scheme not in SCHEMES:
+            raise ValueError(f"scheme must be one of {SCHEMES}, got {self.scheme!r}")
+        self.params = np.ascontiguousarray(self.params, dtype=np.float64)
+
+    def step_chunk(self, x: np.ndarray, dt: float, xi: np.ndarray) -> np.ndarray:
+        """Advance ``x`` (members, d) in place through ``xi``; return the saved states."""
+        n_save, _, m, _ = xi.shape
+        out = np.empty((n_save, m, x.shape[1]))
+        _KERNELS[self.scheme](self.drift, self.noise, x, self.params, dt, xi, out)
+        return out
+
+
+def check_run_args(n_samples, dt, save_every, burn_in, n_members):
+    """Validate the common run arguments; return ``n_members`` as an int (1 if None)."""
+    if int(n_samples) < 1:
+        raise ValueError(f"n_samples must be >= 1, got {n_samples}")
+    if not (np.isfinite(dt) and dt > 0):
+        raise ValueError(f"dt must be a positive finite number, got {dt}")
+    if int(save_every) < 1:
+        raise ValueError(f"save_every must be a positive integer, got {save_every}")
+    if burn_in < 0:
+        raise ValueError(f"burn_in must be >= 0 (model time units), got {burn_in}")
+    m = 1 if n_members is None else int(n_members)
+    if m < 1:
+        raise ValueError(f"n_members must be >= 1, got {n_members}")
+    return m
+
+
+class TrajectoryWriter:
+    """Collects saved states chunk by chunk, in memory or appended to a NetCDF file.
+
+    ``variables`` maps a variable name to ``(dims, slice)``: the non-sample dims of the variable
+    and the slice of the state vector that holds it (reshaped to the dims' sizes). On ``close`` an
+    ``xr.Dataset`` with dims ``(member?, time, ...)`` is returned; with ``path`` the file is
+    written to a temporary name beside ``path`` and renamed when complete (atomic), then opened
+    lazily with dask chunks.
+    """
+
+    def __init__(self, variables, coords, n_members, keep_member_dim, n_samples, sample_interval,
+                 t0, attrs, path=None, var_attrs=None):
+        self.variables = variables
+        self.coords = coords
+        self.n_members = n_members
+        self.keep_member_dim = keep_member_dim
+        self.n_samples = n_samples
+        self.sample_interval = float(sample_interval)
+        self.t0 = float(t0)
+        self.attrs = attrs
+        self.var_attrs = var_attrs or {}
+        self.path = None if path is None else os.fspath(path)
+        self.count = 0
+        self._chunks = []
+        self._nc = None
+        if self.path is not None:
+            self._open_file()
+
+    # -- shapes -------------------------------------------------------------------------------
+    def _shape(self, dims):
+        return tuple(len(self.coords[d]) for d in dims)
+
+    def _dims(self, dims):
+        lead = ("member", "time") if self.keep_member_dim else ("time",)
+        return lead + tuple(dims)
+
+    def _split(self, states):
+        """states (n, m, d) -> {name: array with dims (member?, time, ...)}."""
+        n, m, _ = states.shape
+        out = {}
+        for name, (dims, sl) in self.variables.items():
+            a = states[:, :, sl].reshape((n, m) + self._shape(dims))
+            a = np.moveaxis(a, 1, 0)  # (m, n, ...)
+            out[name] = a if self.keep_member_dim else a[0]
+        return out
+
+    # -- NetCDF streaming ----------------------------------------------------------------------
+    def _open_file(self):
+        import netCDF4
+
+        directory = os.path.dirname(os.path.abspath(self.path))
+        if os.path.isdir(self.path):
+            raise ValueError(f"path {self.path!r} is a directory; give a file name ending in .nc")
+        fd, self._tmp = tempfile.mkstemp(suffix=".nc.part", dir=directory)
+        os.close(fd)
+        nc = netCDF4.Dataset(self._tmp, "w", format="NETCDF4")
+        nc.createDimension("time", None)
+        if self.keep_member_dim:
+            nc.createDimension("member", self.n_members)
+            v = nc.createVariable("member", "i8", ("member",))
+            v[:] = np.arange(self.n_members)
+        for dim, values in self.coords.items():
+            nc.createDimension(dim, len(values))
+            values = np.asarray(values)
+            v = nc.createVariable(dim, values.dtype if values.dtype.kind != "U" else str, (dim,))
+            v[:] = values
+        t = nc.createVariable("time", "f8", ("time",))
+        t.setncatts({"long_name": "time", "units": "model time units"})
+        for name, (dims, _) in self.variables.items():
+            shape = self._shape(dims)
+            chunks = ((1,) if self.keep_member_dim else ()) + (min(self.n_samples, 4096),) + shape
+            v = nc.createVariable(name, "f8", self._dims(dims), chunksizes=chunks, zlib=False)
+            if name in self.var_attrs:
+                v.setncatts(self.var_attrs[name])
+        nc.setncatts({k: _nc_attr(v) for k, v in self.attrs.items()})
+        self._nc = nc
+
+    def append(self, states: np.ndarray):
+        """Add saved states of shape (n, members, d)."""
+        if not np.all(np.isfinite(states)):
+            bad = np.argwhere(~np.isfinite(states))[0]
+            raise FloatingPointError(
+                f"integration produced a non-finite state at saved sample {self.count + bad[0]}, "
+                f"member {bad[1]}: reduce dt or check the parameters")
+        n = states.shape[0]
+        if self._nc is None:
+            self._chunks.append(states)
+        else:
+            sl = slice(self.count, self.count + n)
+            self._nc["time"][sl] = self._times(self.count, n)
+            for name, a in self._split(states).items():
+                if self.keep_member_dim:
+                    self._nc[name][:, sl] = a
+                else:
+                    self._nc[name][sl] = a
+        self.count += n
+
+    def _times(self, start, n):
+        return self.t0 + self.sample_interval * np.arange(start, start + n)
+
+    def close(self) -> xr.Dataset:
+        if self._nc is not None:
+            self._nc.close()
+            os.replace(self._tmp, self.path)
+            return xr.open_dataset(self.path, chunks={})
+        states = np.concatenate(self._chunks, axis=0)
+        data_vars = {name: (self._dims(self.variables[name][0]), a, self.var_attrs.get(name, {}))
+                     for name, a in self._split(states).items()}
+        coords = {"time": ("time", self._times(0, self.count),
+                           {"long_name": "time", "units": "model time units"})}
+        coords.update({d: (d, np.asarray(v)) for d, v in self.coords.items()})
+        if self.keep_member_dim:
+            coords["member"] = ("member", np.arange(self.n_members))
+        return xr.Dataset(data_vars, coords=coords, attrs=self.attrs)
+
+    def abort(self):
+        if self._nc is not None:
+            self._nc.close()
+            os.remove(self._tmp)
+
+
+def _nc_attr(value):
+    """NetCDF attributes must be numbers, strings or 1-D arrays; booleans and None become text."""
+    if isinstance(value, (bool, np.bool_)) or value is None:
+        return str(value)
+    return value
+
+
+def provenance(system: str, equation: str, params: dict, dt: float, save_every: int, scheme: str,
+               seed, burn_in: float, extra: dict | None = None) -> dict:
+    """The attrs every simulated Dataset carries."""
+    attrs = {
+        "title": f"{system} simulated by xlangevin",
+        "system": system,
+        "equation": equation,
+        "integrator": scheme,
+        "dt": float(dt),
+        "save_every": int(save_every),
+        "sample_interval": float(dt) * int(save_every),
+        "burn_in": float(burn_in),
+        "seed": "None" if seed is None else str(seed),
+        "xlangevin_version": __version__,
+    }
+    attrs.update({f"param_{k}": _nc_attr(v) for k, v in params.items()})
+    if extra:
+        attrs.update(extra)
+    return attrs
+
+
+def run_sde(system: SDESystem, x0: np.ndarray, n_samples: int, dt: float, save_every: int,
+            burn_in: float, seed, writer_kwargs: dict, chunk_samples: int | None = None,
+            progress: bool = True, path=None) -> xr.Dataset:
+    """Integrate ``system`` from ``x0`` (members, d) and return the saved trajectory.
+
+    ``burn_in`` (model time units) is integrated first and discarded. Saved samples are spaced
+    ``dt * save_every``; the first saved sample is one interval after the burn-in.
+    """
+    rng = np.random.default_rng(seed)
+    x = np.array(x0, dtype=np.float64, order="C")
+    m, d = x.shape
+    k = system.n_noise
+    if chunk_samples is None:  # bound the noise buffer to ~32 MB
+        chunk_samples = max(1, min(n_samples, (4 << 20) // max(1, save_every * m * k)))
+    n_burn = int(round(burn_in / dt))
+    interval = dt * save_every
+    writer = TrajectoryWriter(n_samples=n_samples, sample_interval=interval,
+                              t0=n_burn * dt + interval, path=path, n_members=m, **writer_kwargs)
+    try:
+        total = n_burn + n_samples * save_every
+        with tqdm(total=total, disable=not progress, desc=system.name, unit="step",
+                  unit_scale=True, leave=False) as bar:
+            left = n_burn
+            while left > 0:  # burn-in, saved nothing (save_every=1 chunks of at most chunk size)
+                steps = min(left, chunk_samples * save_every)
+                system.step_chunk(x, dt, rng.standard_normal((1, steps, m, k)))
+                left -= steps
+                bar.update(steps)
+            done = 0
+            while done < n_samples:
+                n = min(chunk_samples, n_samples - done)
+                states = system.step_chunk(x, dt, rng.standard_normal((n, save_every, m, k)))
+                writer.append(states)
+                done += n
+                bar.update(n * save_every)
+    except BaseException:
+        writer.abort()
+        raise
+    return writer.close()
+
