@@ -1,6 +1,11 @@
-"""xlangevin: score functions and effective Langevin models from stationary xarray time series."""
+"""xlangevin: score functions and effective Langevin models from stationary xarray time series.
+
+``import xlangevin`` registers the ``.score`` and ``.langevin`` accessors on xarray objects.
+"""
 
 from ._version import __version__
-from . import systems
+from . import accessors as _accessors  # noqa: F401  (registers the accessors)
+from . import datasets, systems
+from .data import DataError, FeatureSpace
 
-__all__ = ["__version__", "systems"]
+__all__ = ["__version__", "DataError", "FeatureSpace", "datasets", "systems"]

@@ -1,0 +1,564 @@
+"""The data layer: xarray <-> (n_samples, n_features) arrays, standardization and unit maps.
+
+Only this module knows about xarray labels. :class:`FeatureSpace` is fitted once on a Dataset or
+DataArray and then
+
+* turns labeled data into a 2-D array ``X`` (samples x features): the sample dim (default
+  ``"time"``) and an optional sequence dim (default ``"member"`` when present) become samples,
+  every other dim of every chosen variable is stacked into ``feature``;
+* standardizes ``x~ = S^{-1} (x - m)`` with ``S = diag(scale)`` (per-feature std), and maps the
+  learned objects back to physical units (METHODS.md §0):
+  ``s(x) = S^{-1} s~(x~)``, ``Phi = S Phi~ S``, ``Sigma = S Sigma~`` (V is invariant);
+* tells where sequences start and stop (members, gaps in the time axis), so that no transition or
+  lag is ever counted across a join;
+* restores arrays to labeled xarray objects with the original variable names, dims, coords and
+  attrs.
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass
+
+import numpy as np
+import pandas as pd
+import xarray as xr
+
+from ._version import __version__
+
+__all__ = ["FeatureSpace", "DataError", "VariableLayout"]
+
+
+class DataError(ValueError):
+    """Input data that cannot be used as given; the message says what to change."""
+
+
+@dataclass(frozen=True)
+class VariableLayout:
+    """Where one variable lives in the feature vector."""
+
+    name: str
+    dims: tuple  # non-sample dims, in the order they are flattened (C order)
+    shape: tuple
+    offset: int
+
+    @property
+    def size(self) -> int:
+        return int(np.prod(self.shape, dtype=np.int64))
+
+    @property
+    def slice(self) -> slice:
+        return slice(self.offset, self.offset + self.size)
+
+
+def _is_dask(a) -> bool:
+    return type(a).__module__.split(".")[0] == "dask"
+
+
+def _as_dataset(data, variables):
+    """Return (Dataset, kind, dataarray_name) for a Dataset or DataArray input."""
+    if isinstance(data, xr.DataArray):
+        name = data.name if data.name is not None else "data"
+        if variables is not None and list(variables) != [name]:
+            raise DataError(f"`variables` is only for Datasets; got a DataArray named {name!r}")
+        return data.to_dataset(name=name), "DataArray", name
+    if isinstance(data, xr.Dataset):
+        return data, "Dataset", None
+    raise DataError(f"expected an xarray Dataset or DataArray, got {type(data).__name__}; "
+                    "wrap arrays with xr.DataArray(x, dims=('time', 'feature'))")
+
+
+def _time_info(coord: xr.DataArray | None, sample_dim: str):
+    """Describe the sample coordinate: kind, numeric positions (in ``dt`` units) and steps."""
+    if coord is None:
+        return {"kind": "index", "units": "samples", "calendar": "", "freq": ""}
+    values = coord.values
+    if np.issubdtype(values.dtype, np.datetime64):
+        kind = "datetime"
+    elif values.dtype == object and len(values) and hasattr(values[0], "calendar"):
+        kind = "cftime"
+    elif np.issubdtype(values.dtype, np.number):
+        kind = "numeric"
+    else:
+        raise DataError(f"the '{sample_dim}' coordinate has dtype {values.dtype}; it must be "
+                        "numeric, datetime64 or cftime")
+    info = {"kind": kind, "units": str(coord.attrs.get("units", "")),
+            "calendar": getattr(values[0], "calendar", "standard") if kind == "cftime" else "",
+            "freq": ""}
+    return info
+
+
+def _steps(coord: xr.DataArray | None, info: dict):
+    """Positions of the samples on a uniform grid: (integer positions, dt, freq or '').
+
+    A calendar frequency (e.g. monthly 'MS') found by ``xr.infer_freq`` counts as regular with
+    ``dt = 1`` in units of that frequency. Otherwise the step is the smallest positive difference;
+    every difference must then be a whole multiple of it (a multiple > 1 is a gap).
+    Returns ``None`` for the positions when the steps are irregular, with the steps found.
+    """
+    n = 0 if coord is None else coord.size
+    if coord is None or n < 2:
+        return np.arange(n), 1.0, "", None
+    if info["kind"] in ("datetime", "cftime"):
+        freq = None
+        try:
+            freq = xr.infer_freq(coord) if n >= 3 else None
+        except (ValueError, TypeError):
+            freq = None
+        if freq is not None and not freq.endswith(("D", "h", "min", "s", "ms", "us", "ns")):
+            return np.arange(n), 1.0, freq, None
+        if info["kind"] == "cftime":
+            t = np.asarray([(v - coord.values[0]).total_seconds() for v in coord.values]) / 86400.0
+        else:
+            t = (coord.values - coord.values[0]) / np.timedelta64(1, "D")
+    else:
+        t = np.asarray(coord.values, dtype=np.float64)
+    diffs = np.diff(t)
+    if np.any(diffs <= 0):
+        bad = int(np.argmax(diffs <= 0))
+        raise DataError(f"the sample coordinate is not strictly increasing (step {bad} -> "
+                        f"{bad + 1} is {diffs[bad]}); sort it with data.sortby(dim) and drop "
+                        "duplicates")
+    dt = float(diffs.min())
+    ratio = diffs / dt
+    whole = np.rint(ratio)
+    if np.all(np.abs(ratio - whole) <= 1e-6 * np.maximum(whole, 1.0)):
+        return np.concatenate([[0], np.cumsum(whole.astype(np.int64))]), dt, "", None
+    found = np.unique(np.round(diffs, 12))
+    return None, dt, "", found
+
+
+class FeatureSpace:
+    """The xarray <-> array transform of one fitted data set (see module docstring).
+
+    Use :meth:`FeatureSpace.fit` to build one. Attributes: ``sample_dim``, ``sequence_dim``
+    (or None), ``layouts`` (one :class:`VariableLayout` per variable), ``mean`` and ``scale``
+    (float64, physical units, shape (n_features,)), ``dt`` (sample spacing in ``time_units``),
+    ``kind`` ("Dataset" or "DataArray").
+    """
+
+    def __init__(self, *, sample_dim, sequence_dim, layouts, mean, scale, template, kind,
+                 dataarray_name, time, dt, dtype, standardize):
+        self.sample_dim = sample_dim
+        self.sequence_dim = sequence_dim
+        self.layouts = tuple(layouts)
+        self.mean = np.asarray(mean, dtype=np.float64)
+        self.scale = np.asarray(scale, dtype=np.float64)
+        self._template = template
+        self.kind = kind
+        self.dataarray_name = dataarray_name
+        self.time = dict(time)
+        self.dt = float(dt)
+        self.dtype = np.dtype(dtype)
+        self.standardize = bool(standardize)
+        for a in (self.mean, self.scale):
+            a.setflags(write=False)
+
+    # ---------------------------------------------------------------------------------------
+    @classmethod
+    def fit(cls, data, dim: str = "time", variables=None, sequence_dim: str | None = "member",
+            standardize: bool = True, dtype=np.float64, require_regular: bool = False):
+        """Learn the layout, coordinates and (optionally) mean/std of ``data``.
+
+        Parameters
+        ----------
+        data : xr.Dataset or xr.DataArray, numpy- or dask-backed.
+        dim : the sample (time) dim.
+        variables : names of the data variables to use (Dataset only); default all data
+            variables that have ``dim``.
+        sequence_dim : a dim of independent sequences (ensemble members); used when present.
+        standardize : store per-feature mean and std (otherwise mean 0, scale 1).
+        dtype : float64 or float32, the dtype of the arrays handed to estimators.
+        require_regular : raise if the sample coordinate is not regular up to gaps.
+        """
+        ds, kind, da_name = _as_dataset(data, variables)
+        if dim not in ds.dims:
+            raise DataError(f"sample dim {dim!r} not found; the data has dims {tuple(ds.dims)}. "
+                            "Pass dim=... to name the sample (time) dim")
+        if sequence_dim is not None and (sequence_dim not in ds.dims or sequence_dim == dim):
+            sequence_dim = None
+        if variables is None:
+            names = [v for v in ds.data_vars if dim in ds[v].dims]
+            if not names:
+                raise DataError(f"no data variable has the sample dim {dim!r}")
+        else:
+            names = [variables] if isinstance(variables, str) else list(variables)
+            missing = [v for v in names if v not in ds.data_vars]
+            if missing:
+                raise DataError(f"variables {missing} not in the data; it has "
+                                f"{list(ds.data_vars)}")
+            lacking = [v for v in names if dim not in ds[v].dims]
+            if lacking:
+                raise DataError(f"variables {lacking} do not have the sample dim {dim!r}")
+        dtype = np.dtype(dtype)
+        if dtype not in (np.float32, np.float64):
+            raise DataError(f"dtype must be float32 or float64, got {dtype}")
+        lead = (sequence_dim, dim) if sequence_dim else (dim,)
+        layouts, offset = [], 0
+        for v in names:
+            arr = ds[v]
+            if not (np.issubdtype(arr.dtype, np.number) or np.issubdtype(arr.dtype, np.bool_)) \
+                    or np.issubdtype(arr.dtype, np.complexfloating):
+                raise DataError(f"variable {v!r} has non-numeric dtype {arr.dtype}; only real "
+                                "numbers can be modeled")
+            extra = [d for d in lead if d not in arr.dims]
+            if extra:
+                raise DataError(f"variable {v!r} lacks dim(s) {extra} that other variables have")
+            fdims = tuple(d for d in arr.dims if d not in lead)
+            shape = tuple(arr.sizes[d] for d in fdims)
+            layouts.append(VariableLayout(v, fdims, shape, offset))
+            offset += layouts[-1].size
+        coord = ds[dim] if dim in ds.coords else None
+        time = _time_info(coord, dim)
+        positions, dt, freq, found = _steps(coord, time)
+        if found is not None and require_regular:
+            raise DataError(f"irregular steps in '{dim}': found steps {found[:10].tolist()}"
+                            f"{' ...' if found.size > 10 else ''}; regular sampling is required. "
+                            "Resample (data.resample / interp) onto a uniform grid")
+        time["freq"] = freq
+        time["attrs"] = dict(coord.attrs) if coord is not None else {}
+        template = ds[names].isel({d: 0 for d in lead}, drop=True)
+        template = template.drop_vars([c for c in template.coords if c not in template.dims])
+        space = cls(sample_dim=dim, sequence_dim=sequence_dim, layouts=layouts,
+                    mean=np.zeros(offset), scale=np.ones(offset), template=template, kind=kind,
+                    dataarray_name=da_name, time=time, dt=dt, dtype=dtype,
+                    standardize=standardize)
+        space._check_values(ds)
+        n = space.n_samples_of(ds)
+        if n < 2:
+            raise DataError(f"need at least 2 samples along {dim!r}, got {n}")
+        if n < space.n_features:
+            raise DataError(f"fewer samples ({n}) than features ({space.n_features}); a "
+                            "stationary density cannot be learned: use a longer record or "
+                            "fewer variables/points")
+        if standardize:
+            mean, std = space._moments(ds)
+            zero = np.flatnonzero(~(std > 1e-12 * np.maximum(1.0, np.abs(mean))))
+            if zero.size:
+                raise DataError(f"{zero.size} constant feature(s) (zero standard deviation): "
+                                f"{', '.join(space.feature_labels()[i] for i in zero[:5])}"
+                                f"{' ...' if zero.size > 5 else ''}; drop them (e.g. "
+                                "data.isel(...)) or pass standardize=False")
+            space.mean, space.scale = mean, std
+            for a in (space.mean, space.scale):
+                a.setflags(write=False)
+        return space
+
+    # ---------------------------------------------------------------------------------------
+    @property
+    def n_features(self) -> int:
+        return sum(l.size for l in self.layouts)
+
+    @property
+    def variables(self) -> list:
+        return [l.name for l in self.layouts]
+
+    @property
+    def _lead(self):
+        return (self.sequence_dim, self.sample_dim) if self.sequence_dim else (self.sample_dim,)
+
+    def n_samples_of(self, data) -> int:
+        ds = self._dataset(data)
+        return int(np.prod([ds.sizes[d] for d in self._lead]))
+
+    def feature_labels(self) -> list:
+        """Readable names such as ``x[k=2]``, one per feature."""
+        labels = []
+        for l in self.layouts:
+            if not l.dims:
+                labels.append(l.name)
+                continue
+            coords = [self._template[l.name][d].values for d in l.dims]
+            for idx in np.ndindex(*l.shape):
+                inner = ", ".join(f"{d}={c[i]}" for d, c, i in zip(l.dims, coords, idx))
+                labels.append(f"{l.name}[{inner}]")
+        return labels
+
+    def feature_coords(self, dim: str = "feature") -> dict:
+        """Coordinates for a feature dim named ``dim``: index, ``variable`` and ``label``."""
+        names = np.concatenate([[l.name] * l.size for l in self.layouts]).astype(str)
+        suffix = "" if dim == "feature" else f"_{dim}"
+        return {dim: (dim, np.arange(self.n_features)),
+                f"variable{suffix}": (dim, names),
+                f"label{suffix}": (dim, np.asarray(self.feature_labels(), dtype=str))}
+
+    # ---------------------------------------------------------------------------------------
+    def _dataset(self, data):
+        if isinstance(data, xr.DataArray):
+            name = data.name if data.name is not None else "data"
+            if self.kind == "DataArray":
+                name = self.dataarray_name if len(self.layouts) == 1 else name
+            return data.to_dataset(name=name)
+        if isinstance(data, xr.Dataset):
+            return data
+        raise DataError(f"expected an xarray Dataset or DataArray, got {type(data).__name__}")
+
+    def _variable_block(self, ds, layout):
+        """(n_samples, size) view of one variable, numpy or dask, in feature order."""
+        if layout.name not in ds.data_vars:
+            raise DataError(f"variable {layout.name!r} missing; the model was fitted on "
+                            f"{self.variables}")
+        arr = ds[layout.name]
+        if self.sample_dim not in arr.dims:
+            raise DataError(f"sample dim {self.sample_dim!r} not in {layout.name!r} dims "
+                            f"{arr.dims}")
+        lead = tuple(d for d in self._lead if d in arr.dims)
+        if set(arr.dims) != set(lead + layout.dims):
+            raise DataError(f"variable {layout.name!r} has dims {arr.dims}; the model was "
+                            f"fitted on {self._lead + layout.dims}")
+        shape = tuple(arr.sizes[d] for d in layout.dims)
+        if shape != layout.shape:
+            raise DataError(f"variable {layout.name!r} has feature shape {shape} over "
+                            f"{layout.dims}; the model was fitted on {layout.shape}")
+        data = arr.transpose(*lead, *layout.dims).data
+        n = int(np.prod([arr.sizes[d] for d in lead]))
+        return data.reshape((n, layout.size))
+
+    def _blocks(self, ds):
+        return [self._variable_block(ds, l) for l in self.layouts]
+
+    def _check_values(self, ds):
+        """Raise on NaN/inf with the count and the first location, per variable."""
+        for l in self.layouts:
+            arr = ds[l.name]
+            bad = ~np.isfinite(arr.data) if not _is_dask(arr.data) else None
+            if bad is None:
+                import dask.array as dsa
+
+                count = int(dsa.count_nonzero(~dsa.isfinite(arr.data)).compute())
+            else:
+                count = int(np.count_nonzero(bad))
+            if count:
+                where = np.argwhere(~np.isfinite(np.asarray(arr.values)))[0]
+                loc = ", ".join(f"{d}={arr[d].values[i] if d in arr.coords else i}"
+                                for d, i in zip(arr.dims, where))
+                raise DataError(f"variable {l.name!r} has {count} non-finite value(s) "
+                                f"(NaN/inf), the first at {loc}; drop or fill them first "
+                                f"(e.g. data.dropna({self.sample_dim!r}) or "
+                                f"data.interpolate_na({self.sample_dim!r}))")
+
+    def _moments(self, ds):
+        """Per-feature mean and std (population), as chunk-wise sums for dask input."""
+        means, stds = [], []
+        for block in self._blocks(ds):
+            if _is_dask(block):
+                import dask
+
+                s1 = block.astype(np.float64).sum(axis=0)
+                n = block.shape[0]
+                mu = s1 / n
+                var = ((block.astype(np.float64) - mu) ** 2).sum(axis=0) / n
+                mu, var = dask.compute(mu, var)
+            else:
+                b = np.asarray(block, dtype=np.float64)
+                mu, var = b.mean(axis=0), b.var(axis=0)
+            means.append(np.asarray(mu))
+            stds.append(np.sqrt(np.asarray(var)))
+        return np.concatenate(means), np.concatenate(stds)
+
+    # ---------------------------------------------------------------------------------------
+    def transform(self, data, standardize: bool | None = None, check: bool = True):
+        """Labeled data -> array (n_samples, n_features) in standardized units.
+
+        Samples are ordered sequence-major (all times of member 0, then member 1, ...). The
+        result is numpy, or dask when the input is dask-backed (then nothing is computed).
+        ``standardize=False`` returns physical units.
+        """
+        ds = self._dataset(data)
+        blocks = self._blocks(ds)
+        if check and not any(_is_dask(b) for b in blocks):
+            self._check_values(ds)
+        if any(_is_dask(b) for b in blocks):
+            import dask.array as dsa
+
+            X = dsa.concatenate([dsa.asarray(b) for b in blocks], axis=1)
+        else:
+            X = np.concatenate([np.asarray(b) for b in blocks], axis=1)
+        X = X.astype(np.float64)
+        if standardize is None or standardize:
+            X = (X - self.mean) / self.scale
+        return X.astype(self.dtype)
+
+    def sequence_bounds(self, data) -> np.ndarray:
+        """Start/stop indices of the contiguous sequences in :meth:`transform`'s sample order.
+
+        A new sequence starts at each member and after every gap in the sample coordinate (a
+        step that is a multiple > 1 of the regular step). Returns ``b`` with sequences
+        ``X[b[i]:b[i+1]]``. Raises on irregular steps.
+        """
+        ds = self._dataset(data)
+        coord = ds[self.sample_dim] if self.sample_dim in ds.coords else None
+        n_t = ds.sizes[self.sample_dim]
+        positions, _, _, found = _steps(coord, self.time if coord is not None else
+                                        {"kind": "index"})
+        if found is not None:
+            raise DataError(f"irregular steps in '{self.sample_dim}': found steps "
+                            f"{found[:10].tolist()}; sequences need a regular sampling. "
+                            "Resample onto a uniform grid")
+        cuts = np.flatnonzero(np.diff(positions) > 1) + 1
+        starts = np.concatenate([[0], cuts])
+        n_seq = ds.sizes[self.sequence_dim] if self.sequence_dim else 1
+        all_starts = (np.arange(n_seq)[:, None] * n_t + starts[None, :]).ravel()
+        return np.append(all_starts, n_seq * n_t).astype(np.int64)
+
+    def to_physical(self, X):
+        """Standardized states -> physical units: ``x = m + S x~``."""
+        return np.asarray(X) * self.scale + self.mean
+
+    def to_standard(self, X):
+        """Physical states -> standardized units: ``x~ = S^{-1} (x - m)``."""
+        return (np.asarray(X) - self.mean) / self.scale
+
+    def score_to_physical(self, s):
+        """``s(x) = S^{-1} s~(x~)`` (score has units 1 / [x])."""
+        return np.asarray(s) / self.scale
+
+    def score_to_standard(self, s):
+        return np.asarray(s) * self.scale
+
+    def matrix_to_physical(self, M):
+        """Mobility-like matrices: ``Phi = S Phi~ S`` (units [x]^2 / time)."""
+        return self.scale[:, None] * np.asarray(M) * self.scale[None, :]
+
+    def matrix_to_standard(self, M):
+        return np.asarray(M) / self.scale[:, None] / self.scale[None, :]
+
+    def factor_to_physical(self, L):
+        """Noise factors: ``Sigma = S Sigma~`` (so ``Sigma Sigma^T = S Phi_S~ S``)."""
+        return self.scale[:, None] * np.asarray(L)
+
+    def factor_to_standard(self, L):
+        return np.asarray(L) / self.scale[:, None]
+
+    def jacobian_to_physical(self, J):
+        """Score Jacobians ``ds/dx = S^{-1} (ds~/dx~) S^{-1}``; works on stacks (..., d, d)."""
+        return np.asarray(J) / self.scale[:, None] / self.scale[None, :]
+
+    # ---------------------------------------------------------------------------------------
+    def inverse_transform(self, X, standardized: bool = True, dims=None, coords=None,
+                          attrs=None):
+        """Array -> labeled data shaped like the fitted data.
+
+        ``X`` has shape (..., n_features); its leading axes are named by ``dims`` (default: the
+        sample dim for 2-D input, (sequence or "member", sample) for 3-D). ``coords`` supplies
+        coordinate values for those dims (default ``0..n-1``, or the fitted sample coordinate
+        continued with the fitted step, see :meth:`sample_coordinate`). Returns a Dataset if the
+        space was fitted on a Dataset, else a DataArray.
+        """
+        X = np.asarray(X)
+        if X.shape[-1] != self.n_features:
+            raise DataError(f"last axis has {X.shape[-1]} features; the model has "
+                            f"{self.n_features}")
+        if standardized:
+            X = self.to_physical(X)
+        if dims is None:
+            if X.ndim == 2:
+                dims = (self.sample_dim,)
+            elif X.ndim == 3:
+                dims = (self.sequence_dim or "member", self.sample_dim)
+            else:
+                raise DataError("pass dims=... to name the leading axes of X")
+        dims = tuple(dims)
+        if len(dims) != X.ndim - 1:
+            raise DataError(f"dims {dims} do not name the {X.ndim - 1} leading axes of X")
+        lead_shape = X.shape[:-1]
+        coords = dict(coords or {})
+        if self.sample_dim in dims and self.sample_dim not in coords:
+            coords[self.sample_dim] = self.sample_coordinate(lead_shape[dims.index(self.sample_dim)])
+        out = {}
+        for l in self.layouts:
+            tmpl = self._template[l.name]
+            values = X[..., l.slice].reshape(lead_shape + l.shape)
+            da = xr.DataArray(values, dims=dims + l.dims,
+                              coords={d: tmpl[d] for d in l.dims if d in tmpl.coords},
+                              attrs=dict(tmpl.attrs), name=l.name)
+            out[l.name] = da
+        ds = xr.Dataset(out, attrs=dict(self._template.attrs) if attrs is None else attrs)
+        for d, v in coords.items():
+            ds = ds.assign_coords({d: v})
+        if self.sample_dim in ds.coords:
+            ds[self.sample_dim].attrs.update(self.time.get("attrs", {}))
+        if self.kind == "DataArray":
+            da = ds[self.layouts[0].name]
+            return da.rename(self.dataarray_name)
+        return ds
+
+    def sample_coordinate(self, n: int, start=None):
+        """``n`` values of the sample coordinate with the fitted step, from ``start``.
+
+        Numeric time: ``start + dt * i`` (start default 0). Datetime/cftime with a calendar
+        frequency: that frequency; with a fixed step: ``dt`` days. Index: ``0..n-1``.
+        """
+        kind = self.time["kind"]
+        if kind == "index":
+            return np.arange(n)
+        if kind == "numeric":
+            return (0.0 if start is None else float(start)) + self.dt * np.arange(n)
+        freq = self.time["freq"] or pd.to_timedelta(self.dt, unit="D")
+        start = start if start is not None else "2000-01-01"
+        if kind == "cftime":
+            return xr.date_range(start, periods=n, freq=freq, calendar=self.time["calendar"],
+                                 use_cftime=True)
+        return pd.date_range(start, periods=n, freq=freq).values
+
+    # ---------------------------------------------------------------------------------------
+    def to_dataset(self) -> xr.Dataset:
+        """Serialize to an xr.Dataset of plain arrays and attrs (NetCDF-safe, no pickle)."""
+        out = {}
+        for l in self.layouts:
+            tmpl = self._template[l.name]
+            out[f"mean__{l.name}"] = tmpl.copy(data=self.mean[l.slice].reshape(l.shape))
+            out[f"scale__{l.name}"] = tmpl.copy(data=self.scale[l.slice].reshape(l.shape))
+            out[f"scale__{l.name}"].attrs = {}
+        ds = xr.Dataset(out)
+        ds.attrs = {
+            "xlangevin_object": "FeatureSpace",
+            "xlangevin_version": __version__,
+            "sample_dim": self.sample_dim,
+            "sequence_dim": self.sequence_dim or "",
+            "variables": json.dumps([[l.name, list(l.dims)] for l in self.layouts]),
+            "kind": self.kind,
+            "dataarray_name": self.dataarray_name or "",
+            "time": json.dumps({k: v for k, v in self.time.items()}, default=str),
+            "dt": self.dt,
+            "dtype": self.dtype.name,
+            "standardize": int(self.standardize),
+            "data_attrs": json.dumps(dict(self._template.attrs), default=_json_default),
+        }
+        return ds
+
+    @classmethod
+    def from_dataset(cls, ds: xr.Dataset) -> "FeatureSpace":
+        """Inverse of :meth:`to_dataset`."""
+        if ds.attrs.get("xlangevin_object") != "FeatureSpace":
+            raise DataError("this Dataset does not hold an xlangevin FeatureSpace")
+        layouts, offset, means, scales, tmpl = [], 0, [], [], {}
+        for name, dims in json.loads(ds.attrs["variables"]):
+            m = ds[f"mean__{name}"].transpose(*dims)
+            layouts.append(VariableLayout(name, tuple(dims), m.shape, offset))
+            offset += layouts[-1].size
+            means.append(np.asarray(m.values, dtype=np.float64).ravel())
+            scales.append(np.asarray(ds[f"scale__{name}"].transpose(*dims).values,
+                                     dtype=np.float64).ravel())
+            tmpl[name] = m.rename(name)
+        template = xr.Dataset(tmpl, attrs=json.loads(ds.attrs["data_attrs"]))
+        return cls(sample_dim=ds.attrs["sample_dim"],
+                   sequence_dim=ds.attrs["sequence_dim"] or None, layouts=layouts,
+                   mean=np.concatenate(means), scale=np.concatenate(scales), template=template,
+                   kind=ds.attrs["kind"], dataarray_name=ds.attrs["dataarray_name"] or None,
+                   time=json.loads(ds.attrs["time"]), dt=float(ds.attrs["dt"]),
+                   dtype=ds.attrs["dtype"], standardize=bool(int(ds.attrs["standardize"])))
+
+    def __repr__(self):
+        return (f"<FeatureSpace {self.kind} variables={self.variables} "
+                f"n_features={self.n_features} sample_dim={self.sample_dim!r} "
+                f"sequence_dim={self.sequence_dim!r} dt={self.dt:g} "
+                f"standardize={self.standardize}>")
+
+
+def _json_default(value):
+    if isinstance(value, np.ndarray):
+        return value.tolist()
+    if isinstance(value, np.generic):
+        return value.item()
+    return str(value)
