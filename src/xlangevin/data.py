@@ -26,7 +26,7 @@ import xarray as xr
 
 from ._version import __version__
 
-__all__ = ["FeatureSpace", "DataError", "VariableLayout"]
+__all__ = ["FeatureSpace", "DataError", "VariableLayout", "as_feature_data"]
 
 
 class DataError(ValueError):
@@ -562,3 +562,23 @@ def _json_default(value):
     if isinstance(value, np.generic):
         return value.item()
     return str(value)
+
+
+def as_feature_data(data, dim="time", variables=None, dtype=np.float64):
+    """(FeatureSpace, standardized X) for xarray input, or for a plain (n, d) array, which is
+    wrapped as ``DataArray(dims=(dim, "feature"))`` first."""
+    if isinstance(data, (xr.DataArray, xr.Dataset)):
+        obj = data
+    else:
+        arr = np.asarray(data)
+        if arr.ndim == 1:
+            arr = arr[:, None]
+        if arr.ndim != 2:
+            raise DataError(f"expected an array of shape (n_samples, n_features), got "
+                            f"{np.shape(data)}")
+        obj = xr.DataArray(arr, dims=(dim, "feature"), name="x")
+    space = FeatureSpace.fit(obj, dim=dim, variables=variables, dtype=dtype)
+    X = space.transform(obj)
+    if not isinstance(X, np.ndarray):  # dask: KGMM passes stream over chunks
+        return space, X
+    return space, np.ascontiguousarray(X)
