@@ -140,7 +140,7 @@ class TrajectoryWriter:
     """
 
     def __init__(self, variables, coords, n_members, keep_member_dim, n_samples, sample_interval,
-                 t0, attrs, path=None, var_attrs=None):
+                 t0, attrs, path=None, var_attrs=None, coord_attrs=None):
         self.variables = variables
         self.coords = coords
         self.n_members = n_members
@@ -150,6 +150,7 @@ class TrajectoryWriter:
         self.t0 = float(t0)
         self.attrs = attrs
         self.var_attrs = var_attrs or {}
+        self.coord_attrs = coord_attrs or {}
         self.path = None if path is None else os.fspath(path)
         self.count = 0
         self._chunks = []
@@ -195,6 +196,7 @@ class TrajectoryWriter:
             values = np.asarray(values)
             v = nc.createVariable(dim, values.dtype if values.dtype.kind != "U" else str, (dim,))
             v[:] = values
+            v.setncatts(self.coord_attrs.get(dim, {}))
         t = nc.createVariable("time", "f8", ("time",))
         t.setncatts({"long_name": "time", "units": "model time units"})
         for name, (dims, _) in self.variables.items():
@@ -239,7 +241,8 @@ class TrajectoryWriter:
                      for name, a in self._split(states).items()}
         coords = {"time": ("time", self._times(0, self.count),
                            {"long_name": "time", "units": "model time units"})}
-        coords.update({d: (d, np.asarray(v)) for d, v in self.coords.items()})
+        coords.update({d: (d, np.asarray(v), self.coord_attrs.get(d, {}))
+                       for d, v in self.coords.items()})
         if self.keep_member_dim:
             coords["member"] = ("member", np.arange(self.n_members))
         return xr.Dataset(data_vars, coords=coords, attrs=self.attrs)

@@ -8,7 +8,7 @@ the form of Kassam & Trefethen (2005):
 
 * linear part (diagonal in Fourier space) ``L_k = k^2 - k^4``, ``k = 2 pi n / L``;
 * nonlinear part ``N(u) = -u u_x = -(u^2)_x / 2``, evaluated in conservative form as
-  ``-(i k / 2) FFT(u^2)`` with the 2/3 rule (modes ``|n| > N/3`` of the nonlinear term are zeroed),
+  ``-(i k / 2) FFT(u^2)`` with the 2/3 rule (modes ``|n| >= N/3`` of the nonlinear term zeroed),
   so that the ``k = 0`` mode (the spatial mean) is conserved exactly;
 * the phi-function coefficients of ETDRK4 are computed by the contour-integral trick: means over
   ``M = 32`` points on the unit circle centred at each ``h L_k`` (this removes the cancellation
@@ -17,9 +17,14 @@ the form of Kassam & Trefethen (2005):
 Implementation note: the FFTs are numpy's ``rfft``/``irfft`` vectorized over ensemble members
 (arrays of shape ``(members, N)``, transforms along the last axis). numba is not used: it cannot
 compile ``numpy.fft``, and at ``N = 64`` the cost of one step is the ~8 FFT calls plus a few
-element-wise array operations (roughly 0.1 ms per step on one core, almost independent of the
-number of members up to a few dozen), so a default dataset (``10^4`` samples one time unit apart
-after a ``1000``-unit burn-in, 110 000 steps at ``dt = 0.1``) takes about 10 seconds.
+element-wise array operations (call overhead dominates: roughly 0.1 ms per step, and 8 members
+cost only ~1.6x one member), so a default dataset (``10^4`` samples one time unit apart after a
+``1000``-unit burn-in, 110 000 steps at ``dt = 0.1``) takes about 10 seconds on one core.
+
+Accuracy: ETDRK4 is 4th order asymptotically (observed 3.7–3.9 for dt 0.04 .. 0.005 on
+Kassam–Trefethen's test); for dt ~0.1–0.2 it is in its pre-asymptotic stiff regime (observed
+orders 2.5–3.1) but still accurate to ~1e-6. Statistics at ``L = 34`` (std of u = 1.42) agree for
+dt 0.1 / 0.25 and N 64 / 128.
 
 Besides :func:`simulate`, the module exposes :func:`rhs` (the exact right-hand side in physical
 space), the :class:`ETDRK4` stepper and :func:`step_etdrk4`, :func:`resolve` (the paper's
@@ -176,39 +181,44 @@ class ETDRK4:
         return np.fft.rfft(u * u)
 
     # -- steps ----------------------------------------------------------------------------------
-    def step_hat(self, v: np.ndarray) -> np.ndarray:
-        """One ETDRK4 step of the Fourier coefficients ``v`` (returns a new array)."""
+    def _etdrk4(self, v, nl):
+        """One ETDRK4 step of ``v`` with ``nl(v) = FFT(u^2)``-like term (the factor g is applied
+        here through the pre-multiplied coefficients)."""
         E2, Qg = self._E2c, self._Qg
-        Nv = self._sq_hat(v)
+        Nv = nl(v)
         E2v = E2 * v
         a = E2v + Qg * Nv
-        Na = self._sq_hat(a)
+        Na = nl(a)
         b = E2v + Qg * Na
-        Nb = self._sq_hat(b)
+        Nb = nl(b)
         c = E2 * a + Qg * (2.0 * Nb - Nv)
-        Nc = self._sq_hat(c)
+        Nc = nl(c)
         return self._Ec * v + self._f1g * Nv + self._f2g * (Na + Nb) + self._f3g * Nc
 
+    def step_hat(self, v: np.ndarray) -> np.ndarray:
+        """One ETDRK4 step of the Fourier coefficients ``v`` (returns a new array)."""
+        return self._etdrk4(v, self._sq_hat)
+
+    def _sq_hat_tangent(self, z):
+        """For ``z = [v, w]`` stacked on axis 0: ``[FFT(u^2), FFT(2 u u_w)]`` (the derivative)."""
+        uu = np.fft.irfft(z, self.N)
+        p = uu * uu[0]
+        p[1] *= 2.0
+        return np.fft.rfft(p)
+
     def step_hat_tangent(self, v: np.ndarray, w: np.ndarray):
-        """One step of ``v`` and of tangent vectors ``w`` (same shape) by the linearized map."""
-        N, E, E2, Qg = self.N, self._Ec, self._E2c, self._Qg
+        """One step of ``v`` and of tangent vectors ``w`` (same shape) by the linearized map.
 
-        def nl(p, q):  # FFT(u^2) and its derivative FFT(2 u u_w), in one pair of FFT calls
-            uu = np.fft.irfft(np.stack([p, q]), N)
-            s = np.fft.rfft(np.stack([uu[0] * uu[0], 2.0 * uu[0] * uu[1]]))
-            return s[0], s[1]
+        The linearized scheme uses the same (linear) ETDRK4 combinations as the state, so the
+        pair is advanced as one stacked array; ``w`` is mapped by the exact Jacobian of
+        :meth:`step_hat` at ``v``.
+        """
+        z = self._etdrk4(np.stack([v, w]), self._sq_hat_tangent)
+        return z[0], z[1]
 
-        Nv, Nw = nl(v, w)
-        a, aw = E2 * v + Qg * Nv, E2 * w + Qg * Nw
-        Na, Naw = nl(a, aw)
-        b, bw = E2 * v + Qg * Na, E2 * w + Qg * Naw
-        Nb, Nbw = nl(b, bw)
-        c = E2 * a + Qg * (2.0 * Nb - Nv)
-        cw = E2 * aw + Qg * (2.0 * Nbw - Nw)
-        Nc, Ncw = nl(c, cw)
-        v1 = E * v + self._f1g * Nv + self._f2g * (Na + Nb) + self._f3g * Nc
-        w1 = E * w + self._f1g * Nw + self._f2g * (Naw + Nbw) + self._f3g * Ncw
-        return v1, w1
+    def step_hat_tangent_stacked(self, z: np.ndarray) -> np.ndarray:
+        """:meth:`step_hat_tangent` on the stacked array ``z = [v, w]`` (no copies)."""
+        return self._etdrk4(z, self._sq_hat_tangent)
 
     def advance_hat(self, v: np.ndarray, n_steps: int) -> np.ndarray:
         for _ in range(int(n_steps)):
@@ -325,8 +335,7 @@ def simulate(n_samples: int = 10_000, L: float = 34.0, N: int = 64, dt: float = 
     stepper = ETDRK4(L, N, dt)
     x = grid(L, N)
     x_attrs = {"long_name": "position", "units": "model length units (periodic, period L)"}
-    extra = {"integrator": INTEGRATOR, "initial_condition": ic, "grid_points": N,
-             "domain_length": L}
+    extra = {"initial_condition": ic, "x_grid": "x_i = L i / N, i = 0..N-1"}
     if step > 1:
         extra["resolved_state"] = f"every {step}-th grid point ({N // step} of {N})"
     attrs = provenance("kuramoto_sivashinsky", EQUATION, {"L": L, "N": N}, dt, save_every,
@@ -337,9 +346,8 @@ def simulate(n_samples: int = 10_000, L: float = 34.0, N: int = 64, dt: float = 
         variables={"u": (("x",), slice(0, N, step))}, coords={"x": x[::step]}, n_members=m,
         keep_member_dim=n_members is not None, n_samples=n_samples, sample_interval=interval,
         t0=n_burn * dt + interval, attrs=attrs, path=path,
-        var_attrs={"u": {"long_name": "Kuramoto-Sivashinsky field u(x, t)"}})
-    if writer._nc is not None:  # coordinate attributes in the file too
-        writer._nc["x"].setncatts(x_attrs)
+        var_attrs={"u": {"long_name": "Kuramoto-Sivashinsky field u(x, t)"}},
+        coord_attrs={"x": x_attrs})
     try:
         v = stepper.to_hat(u)
         total = n_burn + n_samples * save_every
@@ -367,9 +375,7 @@ def simulate(n_samples: int = 10_000, L: float = 34.0, N: int = 64, dt: float = 
     except BaseException:
         writer.abort()
         raise
-    ds = writer.close()
-    ds["x"].attrs.update(x_attrs)
-    return ds
+    return writer.close()
 
 
 def resolve(ds, n_points: int = 32):
@@ -429,12 +435,13 @@ def lyapunov_exponent(L: float = 22.0, N: int = 64, dt: float = 0.25, t_total: f
     if method == "benettin":
         w *= eps
     total = np.zeros(m)
+    z = np.stack([v, w])
     for j in range(n_spin + n_renorm):
         if method == "tangent":
             for _ in range(k_steps):
-                v, w = stepper.step_hat_tangent(v, w)
-            d = _norm(w, N)
-            w = w / d[:, None]
+                z = stepper.step_hat_tangent_stacked(z)
+            d = _norm(z[1], N)
+            z[1] /= d[:, None]
         else:
             both = stepper.advance_hat(np.concatenate([v, v + w]), k_steps)
             v, v2 = both[:m], both[m:]
