@@ -27,13 +27,10 @@ class SampleDataset:
     description: str
     kwargs: dict
     variables: tuple | None = None  # keep only these data variables
-    resolve_points: int | None = None  # KS: subsample the grid to this many points
     attrs: dict = field(default_factory=dict)
 
     def simulate(self, progress: bool = True) -> xr.Dataset:
         ds = getattr(systems, self.system).simulate(progress=progress, **self.kwargs)
-        if self.resolve_points is not None:
-            ds = systems.ks.resolve(ds, n_points=self.resolve_points)
         if self.variables is not None:
             ds = ds[list(self.variables)]
         return ds.load()
@@ -48,7 +45,7 @@ REGISTRY = {
         dict(n_samples=100_000, seed=20261124)),
     "potential": SampleDataset(
         "potential", "2-D asymmetric potential with rotation C = 0.8, 10^5 samples every 0.01",
-        dict(n_samples=100_000, rotation=0.8, seed=20261125)),
+        dict(n_samples=100_000, C=0.8, seed=20261125)),
     "ou": SampleDataset(
         "ou", "2-D Ornstein-Uhlenbeck, Phi = [[1, -0.8], [0.8, 1]], Sigma = I, 10^5 samples "
         "every 0.01 (exact transitions)",
@@ -62,8 +59,8 @@ REGISTRY = {
         "10^5 samples every 0.005", dict(n_samples=100_000, seed=20261128), variables=("x",)),
     "ks": SampleDataset(
         "ks", "Kuramoto-Sivashinsky L = 34, 64-point ETDRK4 run resolved on 32 points, "
-        "10^4 samples every 1.0", dict(n_samples=10_000, burn_in=1000.0, seed=20261129),
-        resolve_points=32),
+        "10^4 samples every 1.0", dict(n_samples=10_000, burn_in=1000.0, resolved=32,
+                                        seed=20261129)),
     "slowfast": SampleDataset(
         "slowfast", "slow z driven by fast Lorenz-63 (diffusion-map paper, h(z) = 1), "
         "10^4 samples every 0.1", dict(n_samples=10_000, seed=20261130)),
@@ -109,6 +106,7 @@ def make_dataset(name: str, path=None, progress: bool = True) -> Path:
     ds.attrs.update({"dataset": name, "description": entry.description})
     encoding = {v: {"dtype": "float32", "zlib": True, "complevel": 4, "shuffle": True}
                 for v in ds.data_vars}
+    encoding["time"] = {"zlib": True, "complevel": 4, "shuffle": True}
     tmp = path.with_name(path.name + ".part")
     path.parent.mkdir(parents=True, exist_ok=True)
     ds.to_netcdf(tmp, encoding=encoding)

@@ -5,5 +5,7 @@ known, ``score`` and ``density``) acting on arrays of shape (n, d), for tests an
 """
 
 from . import double_well
+from . import ks
+from . import lorenz63, lorenz96, ou, potential, slowfast, triad
 
-__all__ = ["double_well"]
+__all__ = ["double_well", "ks", "lorenz63", "lorenz96", "ou", "potential", "slowfast", "triad"]

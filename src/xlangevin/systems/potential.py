@@ -135,6 +135,8 @@ def marginal_density(x, axis: int, A=None, B=None):
 def marginal_cdf(x, axis: int, A=None, B=None):
     """Exact marginal CDF of coordinate ``axis`` (adaptive quadrature; for KS tests)."""
     A, B = _ab(A, B)
+    if axis not in (0, 1):
+        raise ValueError(f"axis must be 0 or 1, got {axis}")
     a, b = A[axis], B[axis]
     t = np.atleast_1d(np.asarray(x, dtype=float))
     # tabulate once on a fine grid covering all the mass, then interpolate
