@@ -7,5 +7,10 @@ from ._version import __version__
 from . import accessors as _accessors  # noqa: F401  (registers the accessors)
 from . import datasets, systems
 from .data import DataError, FeatureSpace
+from .gmm import GMM
+from .kgmm import KGMM
+from .partition import BisectingPartition, Partition
+from .score import ScoreModel
 
-__all__ = ["__version__", "DataError", "FeatureSpace", "datasets", "systems"]
+__all__ = ["__version__", "BisectingPartition", "DataError", "FeatureSpace", "GMM", "KGMM",
+           "Partition", "ScoreModel", "datasets", "systems"]

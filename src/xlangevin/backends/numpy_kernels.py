@@ -113,16 +113,19 @@ def pack_tree(
     right_child: np.ndarray,
     n_cells: int,
     index_dtype=np.int64,
+    pad: bool = False,
 ) -> tuple[np.ndarray, np.ndarray]:
-    """Packed layout ``(centers (n_nodes + n_cells, 2, d) float64, children (n_nodes + n_cells, 2))``.
+    """Packed layout ``(centers (n_nodes + n_cells, 2, d') float64, children (n_nodes + n_cells, 2))``.
 
-    Leaves become self-looping nodes ``n_nodes + leaf`` with zero centres.
+    Leaves become self-looping nodes ``n_nodes + leaf`` with zero centres. With ``pad=True`` the
+    centres get zero columns up to ``d' = 4 ceil(d / 4)`` (for the 4-lane numba kernels).
     """
     n_int, d = left_centroid.shape
     n_tot = n_int + n_cells
-    centers = np.zeros((n_tot, 2, d), dtype=np.float64)
-    centers[:n_int, 0] = left_centroid
-    centers[:n_int, 1] = right_centroid
+    dp = -(-d // LANES) * LANES if pad else d
+    centers = np.zeros((n_tot, 2, dp), dtype=np.float64)
+    centers[:n_int, 0, :d] = left_centroid
+    centers[:n_int, 1, :d] = right_centroid
     children = np.empty((n_tot, 2), dtype=index_dtype)
     for side, ch in enumerate((left_child, right_child)):
         ch = np.asarray(ch, dtype=np.int64)
@@ -131,3 +134,13 @@ def pack_tree(
     children[n_int:, 0] = leaves
     children[n_int:, 1] = leaves
     return centers, children
+
+
+def accumulate_cells(labels, z, x, n_cells):
+    """Per-cell ``(count, sum z, sum x, sum |z|^2)`` (the KGMM accumulation), by bincount."""
+    labels = np.asarray(labels)
+    count = np.bincount(labels, minlength=n_cells).astype(np.int64)
+    sum_z = np.stack([np.bincount(labels, z[:, j], n_cells) for j in range(z.shape[1])], axis=1)
+    sum_x = np.stack([np.bincount(labels, x[:, j], n_cells) for j in range(x.shape[1])], axis=1)
+    sum_z2 = np.bincount(labels, np.einsum("ij,ij->i", z, z, dtype=np.float64), n_cells)
+    return count, sum_z.reshape(n_cells, z.shape[1]), sum_x.reshape(n_cells, x.shape[1]), sum_z2
