@@ -19,8 +19,9 @@ from xlangevin.backends import numpy_kernels, numba_kernels
 from xlangevin.data import DataError
 from xlangevin.gmm import GMM
 from xlangevin.kgmm import KGMM
+from xlangevin import systems
 from xlangevin.systems import double_well, potential, triad
-from xlangevin.testing import sample_density_1d, weighted_relative_error
+from xlangevin.testing import requires_cupy, sample_density_1d, weighted_relative_error
 
 ACCURATE = dict(tol=1e-4, stderr_tol=0.035, progress=False)
 
@@ -164,18 +165,46 @@ def test_too_few_samples_per_cell_warns():
 
 
 @pytest.mark.slow
-@pytest.mark.parametrize("name, variables, p_min", [("lorenz63", None, 2e-3),
-                                                    ("lorenz96", ["x"], 1e-3)])
-def test_lorenz_end_to_end(name, variables, p_min):
-    """Lorenz-63 (3-D) and Lorenz-96 slow variables (4-D): fit from the shipped archives and
-    check the Stein identity <s x^T> = -I on perturbed samples."""
-    ds = xlangevin.datasets.open_dataset(name).load()
-    model = ds.score.fit(sigma=0.05, p_min=p_min, variables=variables, seed=0, progress=False)
+@pytest.mark.parametrize("name, sigma", [("lorenz63", 0.2), ("lorenz96", 0.5)])
+def test_lorenz_end_to_end(name, sigma):
+    """Lorenz-63 (3-D) and Lorenz-96 slow variables (4-D), fit end to end on decorrelated runs
+    (samples 0.1 / 0.05 time units apart), checked by the Stein identity <s x^T> = -I on
+    perturbed samples. The data noise of a cell score grows like sigma^(-3/2) (module
+    docstring), so with 1-2x10^5 correlated samples sigma = 0.2 (L63) and 0.5 (L96) are used:
+    measured max|V + I| 0.05 and 0.08 (sigma = 0.05 gave 0.2-0.9)."""
+    if name == "lorenz63":
+        ds = systems.lorenz63.simulate(n_samples=200_000, save_every=100, seed=0,
+                                       progress=False)
+    else:
+        ds = systems.lorenz96.simulate(n_samples=100_000, save_every=100, seed=0,
+                                       progress=False)[["x"]]
+    model = ds.score.fit(sigma=sigma, p_min=2e-3, seed=0, progress=False)
     X = model.space.transform(ds)
     rng = np.random.default_rng(1)
     Xn = X + model.sigma * rng.standard_normal(X.shape)
     s = model.space.score_to_standard(model(model.space.to_physical(Xn)))
     V = s.T @ Xn / len(Xn)
     d = X.shape[1]
-    assert np.max(np.abs(V + np.eye(d))) < 0.2
+    print(f"{name}: max |V + I| = {np.max(np.abs(V + np.eye(d))):.3f}")
+    assert np.max(np.abs(V + np.eye(d))) < 0.15
     assert np.isfinite(model.divergence(model.space.to_physical(Xn[:100]))).all()
+
+
+@requires_cupy
+def test_cupy_accumulation_and_fit(double_well_samples):
+    """The GPU path: cupy accumulation equals the reference; a KGMM fit with backend="cupy"
+    (noise, assignment and accumulation on the device) is as accurate as on the CPU."""
+    import cupy as cp
+
+    from xlangevin.backends import cupy_kernels
+
+    rng = np.random.default_rng(0)
+    labels = rng.integers(0, 37, 100_000)
+    z, x = rng.normal(size=(100_000, 3)), rng.normal(size=(100_000, 3))
+    ref = numpy_kernels.accumulate_cells(labels, z, x, 40)
+    gpu = cupy_kernels.accumulate_cells(cp.asarray(labels), cp.asarray(z), cp.asarray(x), 40)
+    for r, g in zip(ref, gpu):
+        np.testing.assert_allclose(g, r, rtol=1e-10, atol=1e-8)
+    model = KGMM(sigma=0.05, p_min=0.02, seed=0, backend="cupy", **ACCURATE).fit(
+        double_well_samples)
+    assert double_well_error(model) < 0.10

@@ -135,8 +135,6 @@ def nearest_centroid(X, C):
 def accumulate_cells(labels, z, x, n_cells):
     """Per-cell ``(count, sum z, sum x, sum |z|^2)`` on the GPU (cupy arrays in, numpy out)."""
     cp = import_cupy()
-    from cupyx import scatter_add
-
     labels = cp.asarray(labels)
     z = cp.asarray(z, dtype=cp.float64)
     x = cp.asarray(x, dtype=cp.float64)
@@ -144,7 +142,7 @@ def accumulate_cells(labels, z, x, n_cells):
     count = cp.bincount(labels, minlength=n_cells).astype(cp.int64)
     sum_z = cp.zeros((n_cells, d))
     sum_x = cp.zeros((n_cells, d))
-    scatter_add(sum_z, labels, z)
-    scatter_add(sum_x, labels, x)
+    cp.add.at(sum_z, labels, z)
+    cp.add.at(sum_x, labels, x)
     sum_z2 = cp.bincount(labels, weights=cp.sum(z * z, axis=1), minlength=n_cells)
     return tuple(cp.asnumpy(a) for a in (count, sum_z, sum_x, sum_z2))
