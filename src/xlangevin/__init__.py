@@ -8,9 +8,10 @@ from . import accessors as _accessors  # noqa: F401  (registers the accessors)
 from . import datasets, systems
 from .data import DataError, FeatureSpace
 from .gmm import GMM
+from .io import open_model
 from .kgmm import KGMM
 from .partition import BisectingPartition, Partition
 from .score import ScoreModel
 
 __all__ = ["__version__", "BisectingPartition", "DataError", "FeatureSpace", "GMM", "KGMM",
-           "Partition", "ScoreModel", "datasets", "systems"]
+           "Partition", "ScoreModel", "datasets", "open_model", "systems"]

@@ -511,6 +511,8 @@ class FeatureSpace:
             out[f"scale__{l.name}"] = tmpl.copy(data=self.scale[l.slice].reshape(l.shape))
             out[f"scale__{l.name}"].attrs = {}
         ds = xr.Dataset(out)
+        for v in ds.variables.values():  # float64 on disk, whatever the source file used
+            v.encoding = {}
         ds.attrs = {
             "xlangevin_object": "FeatureSpace",
             "xlangevin_version": __version__,

@@ -18,11 +18,12 @@ from torch import nn
 from ._params import Interval, validate_params
 from ._version import __version__
 from .data import as_feature_data
-from .score import ScoreModel
+from .score import ScoreModel, register_field
 
 __all__ = ["GMM", "GMMField"]
 
 
+@register_field
 class GMMField(nn.Module):
     """Standardized GMM score of fixed centres ``Y`` (float64 buffer)."""
 
@@ -31,6 +32,14 @@ class GMMField(nn.Module):
         self.register_buffer("centres", torch.as_tensor(np.asarray(Y), dtype=torch.float64))
         self.sigma = float(sigma)
         self.chunk_elements = int(chunk_elements)
+
+    def to_arrays(self):
+        return ({"sigma": self.sigma, "chunk_elements": self.chunk_elements},
+                {"centres": self.centres.cpu().numpy()})
+
+    @classmethod
+    def from_arrays(cls, config, arrays):
+        return cls(arrays["centres"], config["sigma"], config["chunk_elements"])
 
     def forward(self, x):
         Y = self.centres

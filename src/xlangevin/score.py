@@ -14,12 +14,26 @@ import torch
 import xarray as xr
 from torch import nn
 
+import json
+
+from . import io
 from ._version import __version__
 from .data import DataError, FeatureSpace
+from .nets import network_from_arrays, network_to_arrays
 
-__all__ = ["ScoreModel", "NoiseToScore"]
+__all__ = ["ScoreModel", "NoiseToScore", "register_field"]
+
+_FIELDS = {}
 
 
+def register_field(cls):
+    """Make a score-field class savable: it needs ``to_arrays() -> (config, arrays)`` and
+    ``from_arrays(config, arrays)`` (classmethod)."""
+    _FIELDS[cls.__name__] = cls
+    return cls
+
+
+@register_field
 class NoiseToScore(nn.Module):
     """Score field from a noise predictor ``eps(x~) ~= E[z | x~]``: ``s~ = -eps(x~) / sigma``."""
 
@@ -31,11 +45,20 @@ class NoiseToScore(nn.Module):
     def forward(self, x):
         return -self.net(x) / self.sigma
 
+    def to_arrays(self):
+        config, arrays = network_to_arrays(self.net)
+        return {"sigma": self.sigma, "net": config}, arrays
+
+    @classmethod
+    def from_arrays(cls, config, arrays):
+        return cls(network_from_arrays(config["net"], arrays), config["sigma"])
+
 
 def _is_xarray(x) -> bool:
     return isinstance(x, (xr.DataArray, xr.Dataset))
 
 
+@io.register_model("ScoreModel")
 class ScoreModel:
     """A fitted score function (see module docstring).
 
@@ -210,6 +233,38 @@ class ScoreModel:
                     total += (v * w * jvp).sum(1)
                 return total / int(n_probes)
         return self._apply(x, fn, lambda a: a, "scalar")
+
+    # ---------------------------------------------------------------------------------------
+    def to_netcdf(self, path):
+        """Save arrays and attrs (network weights as arrays, never pickle), atomically."""
+        kind = type(self.field).__name__
+        if kind not in _FIELDS or not hasattr(self.field, "to_arrays"):
+            raise TypeError(f"a score field of type {kind} cannot be saved; only fields made by "
+                            "xlangevin estimators can (wrap plain callables again after loading)")
+        config, arrays = self.field.to_arrays()
+        groups = {"space": self.space.to_dataset(),
+                  "field": io.arrays_to_dataset(arrays, {"field_type": kind,
+                                                         "field_config": json.dumps(config)})}
+        if self.cells is not None:
+            groups["cells"] = self.cells
+        attrs = {k: v for k, v in self.attrs.items() if k != "xlangevin_version"}
+        return io.write_groups(path, "ScoreModel", groups, {
+            "model_attrs": json.dumps(attrs, default=str), "method": self.method,
+            "sigma": self.sigma})
+
+    @classmethod
+    def _from_groups(cls, attrs, groups):
+        field_ds = groups["field"]
+        kind = field_ds.attrs["field_type"]
+        if kind not in _FIELDS:
+            from . import gmm  # noqa: F401  (registers GMMField)
+        if kind not in _FIELDS:
+            raise io.ModelFileError(f"unknown score field type {kind!r} in the file")
+        field = _FIELDS[kind].from_arrays(json.loads(field_ds.attrs["field_config"]),
+                                          io.dataset_to_arrays(field_ds))
+        return cls(field, FeatureSpace.from_dataset(groups["space"]), float(attrs["sigma"]),
+                   attrs["method"], cells=groups.get("cells"),
+                   attrs=json.loads(attrs["model_attrs"]))
 
     def __repr__(self):
         cells = "" if self.cells is None else f" cells={self.cells.sizes.get('cell', 0)}"
