@@ -56,7 +56,8 @@ REGISTRY = {
         dict(n_samples=50_000, seed=20261127)),
     "lorenz96": SampleDataset(
         "lorenz96", "two-scale stochastic Lorenz-96 (K = 4, J = 10, F = 4): slow x only, "
-        "10^5 samples every 0.005", dict(n_samples=100_000, seed=20261128), variables=("x",)),
+        "10^5 samples every 0.05", dict(n_samples=100_000, save_every=100, seed=20261128),
+        variables=("x",)),
     "ks": SampleDataset(
         "ks", "Kuramoto-Sivashinsky L = 34, 64-point ETDRK4 run resolved on 32 points, "
         "10^4 samples every 1.0", dict(n_samples=10_000, burn_in=1000.0, resolved=32,
