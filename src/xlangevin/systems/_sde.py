@@ -38,55 +38,34 @@ from .._version import __version__
 SCHEMES = ("euler", "heun")
 
 
-def _make_kernel(scheme: str):
-    """Build the chunk kernel of ``scheme`` (compiled once per (drift, noise) pair)."""
-
-    @numba.njit(parallel=True, fastmath=False)
-    def euler_chunk(drift, noise, x, p, dt, xi, out):
-        # x: (m, d) state, advanced in place; xi: (n_save, save_every, m, k); out: (n_save, m, d)
-        n_save, save_every, m, _ = xi.shape
-        d = x.shape[1]
-        sdt = math.sqrt(dt)
-        for r in numba.prange(m):
-            f = np.empty(d)
-            g = np.empty(d)
-            xr_ = x[r]
-            for i in range(n_save):
-                for j in range(save_every):
-                    drift(xr_, p, f)
-                    noise(xr_, p, xi[i, j, r], g)
-                    for c in range(d):
-                        xr_[c] += f[c] * dt + g[c] * sdt
-                for c in range(d):
-                    out[i, r, c] = xr_[c]
-
-    @numba.njit(parallel=True, fastmath=False)
-    def heun_chunk(drift, noise, x, p, dt, xi, out):
-        n_save, save_every, m, _ = xi.shape
-        d = x.shape[1]
-        sdt = math.sqrt(dt)
-        for r in numba.prange(m):
-            f = np.empty(d)
-            f2 = np.empty(d)
-            g = np.empty(d)
-            xp = np.empty(d)
-            xr_ = x[r]
-            for i in range(n_save):
-                for j in range(save_every):
-                    drift(xr_, p, f)
-                    noise(xr_, p, xi[i, j, r], g)
+@numba.njit(parallel=True, fastmath=False)
+def _sde_chunk(drift, noise, heun, x, p, dt, xi, out):
+    """Advance every member (row of x) through the normals ``xi`` (n_save, save_every, m, k),
+    keeping the state after each ``save_every`` steps in ``out`` (n_save, m, d). Euler–Maruyama,
+    or stochastic Heun (predictor-corrector on the drift) when ``heun``."""
+    n_save, save_every, m, _ = xi.shape
+    d = x.shape[1]
+    sdt = math.sqrt(dt)
+    for r in numba.prange(m):
+        f = np.empty(d)
+        f2 = np.empty(d)
+        g = np.empty(d)
+        xp = np.empty(d)
+        xr_ = x[r]
+        for i in range(n_save):
+            for j in range(save_every):
+                drift(xr_, p, f)
+                noise(xr_, p, xi[i, j, r], g)
+                if heun:
                     for c in range(d):
                         xp[c] = xr_[c] + f[c] * dt + g[c] * sdt
                     drift(xp, p, f2)
                     for c in range(d):
-                        xr_[c] += 0.5 * (f[c] + f2[c]) * dt + g[c] * sdt
+                        f[c] = 0.5 * (f[c] + f2[c])
                 for c in range(d):
-                    out[i, r, c] = xr_[c]
-
-    return euler_chunk if scheme == "euler" else heun_chunk
-
-
-_KERNELS = {s: _make_kernel(s) for s in SCHEMES}
+                    xr_[c] += f[c] * dt + g[c] * sdt
+            for c in range(d):
+                out[i, r, c] = xr_[c]
 
 
 @dataclass
@@ -109,7 +88,7 @@ class SDESystem:
         """Advance ``x`` (members, d) in place through ``xi``; return the saved states."""
         n_save, _, m, _ = xi.shape
         out = np.empty((n_save, m, x.shape[1]))
-        _KERNELS[self.scheme](self.drift, self.noise, x, self.params, dt, xi, out)
+        _sde_chunk(self.drift, self.noise, self.scheme == "heun", x, self.params, dt, xi, out)
         return out
 
 
@@ -281,6 +260,37 @@ def provenance(system: str, equation: str, params: dict, dt: float, save_every: 
     return attrs
 
 
+def record_chunks(writer: TrajectoryWriter, advance, n_samples: int, chunk_samples: int,
+                  desc: str, progress: bool = True, steps_per_sample: int = 1,
+                  burn=None, burn_steps: int = 0, burn_chunk: int = 1) -> xr.Dataset:
+    """The one recording loop of every simulator.
+
+    ``burn(n)`` advances ``n`` steps without saving (called in pieces of ``burn_chunk`` for
+    ``burn_steps`` in all); ``advance(n)`` advances and returns ``n`` saved states (n, m, d),
+    which go to ``writer`` chunk by chunk. One progress bar counts steps; on any error the
+    writer is aborted (no partial file is left).
+    """
+    try:
+        with tqdm(total=burn_steps + n_samples * steps_per_sample, disable=not progress,
+                  desc=desc, unit="step", unit_scale=True, leave=False) as bar:
+            left = burn_steps
+            while left > 0:
+                n = min(left, burn_chunk)
+                burn(n)
+                left -= n
+                bar.update(n)
+            done = 0
+            while done < n_samples:
+                n = min(chunk_samples, n_samples - done)
+                writer.append(advance(n))
+                done += n
+                bar.update(n * steps_per_sample)
+    except BaseException:
+        writer.abort()
+        raise
+    return writer.close()
+
+
 def run_sde(system: SDESystem, x0: np.ndarray, n_samples: int, dt: float, save_every: int,
             burn_in: float, seed, writer_kwargs: dict, chunk_samples: int | None = None,
             progress: bool = True, path=None) -> xr.Dataset:
@@ -299,25 +309,8 @@ def run_sde(system: SDESystem, x0: np.ndarray, n_samples: int, dt: float, save_e
     interval = dt * save_every
     writer = TrajectoryWriter(n_samples=n_samples, sample_interval=interval,
                               t0=n_burn * dt + interval, path=path, n_members=m, **writer_kwargs)
-    try:
-        total = n_burn + n_samples * save_every
-        with tqdm(total=total, disable=not progress, desc=system.name, unit="step",
-                  unit_scale=True, leave=False) as bar:
-            left = n_burn
-            while left > 0:  # burn-in, saved nothing (save_every=1 chunks of at most chunk size)
-                steps = min(left, chunk_samples * save_every)
-                system.step_chunk(x, dt, rng.standard_normal((1, steps, m, k)))
-                left -= steps
-                bar.update(steps)
-            done = 0
-            while done < n_samples:
-                n = min(chunk_samples, n_samples - done)
-                states = system.step_chunk(x, dt, rng.standard_normal((n, save_every, m, k)))
-                writer.append(states)
-                done += n
-                bar.update(n * save_every)
-    except BaseException:
-        writer.abort()
-        raise
-    return writer.close()
-
+    return record_chunks(
+        writer, lambda n: system.step_chunk(x, dt, rng.standard_normal((n, save_every, m, k))),
+        n_samples, chunk_samples, system.name, progress, steps_per_sample=save_every,
+        burn=lambda n: system.step_chunk(x, dt, rng.standard_normal((1, n, m, k))),
+        burn_steps=n_burn, burn_chunk=chunk_samples * save_every)

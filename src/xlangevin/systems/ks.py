@@ -37,9 +37,8 @@ from __future__ import annotations
 import math
 
 import numpy as np
-from tqdm.auto import tqdm
 
-from ._sde import TrajectoryWriter, check_run_args, provenance
+from ._sde import TrajectoryWriter, check_run_args, provenance, record_chunks
 
 EQUATION = "u_t = -u u_x - u_xx - u_xxxx (periodic, x in [0, L))"
 INTEGRATOR = "ETDRK4 (Kassam-Trefethen 2005, M=32 contour points, 2/3 dealiasing)"
@@ -348,34 +347,24 @@ def simulate(n_samples: int = 10_000, L: float = 34.0, N: int = 64, dt: float = 
         t0=n_burn * dt + interval, attrs=attrs, path=path,
         var_attrs={"u": {"long_name": "Kuramoto-Sivashinsky field u(x, t)"}},
         coord_attrs={"x": x_attrs})
-    try:
-        v = stepper.to_hat(u)
-        total = n_burn + n_samples * save_every
-        with tqdm(total=total, disable=not progress, desc="kuramoto_sivashinsky", unit="step",
-                  unit_scale=True, leave=False) as bar:
-            left = n_burn
-            while left > 0:
-                n = min(left, 1000)
-                v = stepper.advance_hat(v, n)
-                left -= n
-                bar.update(n)
-            if not np.all(np.isfinite(v)):
-                raise FloatingPointError("integration blew up during the burn-in: reduce dt")
-            done = 0
-            while done < n_samples:
-                n = min(int(chunk_samples), n_samples - done)
-                out = np.empty((n, m, N))
-                for i in range(n):
-                    for _ in range(save_every):
-                        v = stepper.step_hat(v)
-                    out[i] = np.fft.irfft(v, N)
-                writer.append(out)
-                done += n
-                bar.update(n * save_every)
-    except BaseException:
-        writer.abort()
-        raise
-    return writer.close()
+    state = {"v": stepper.to_hat(u)}
+
+    def burn(n):
+        state["v"] = stepper.advance_hat(state["v"], n)
+
+    def advance(n):
+        if not np.all(np.isfinite(state["v"])):
+            raise FloatingPointError("integration blew up: reduce dt")
+        out = np.empty((n, m, N))
+        for i in range(n):
+            for _ in range(save_every):
+                state["v"] = stepper.step_hat(state["v"])
+            out[i] = np.fft.irfft(state["v"], N)
+        return out
+
+    return record_chunks(writer, advance, n_samples, int(chunk_samples), "kuramoto_sivashinsky",
+                         progress, steps_per_sample=save_every, burn=burn, burn_steps=n_burn,
+                         burn_chunk=1000)
 
 
 def resolve(ds, n_points: int = 32):

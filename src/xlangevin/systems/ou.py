@@ -22,9 +22,8 @@ from __future__ import annotations
 import numba
 import numpy as np
 import scipy.linalg as sla
-from tqdm.auto import tqdm
 
-from ._sde import TrajectoryWriter, check_run_args, provenance
+from ._sde import TrajectoryWriter, check_run_args, provenance, record_chunks
 
 EQUATION = "dx = A x dt + B dW (exact transition sampling)"
 
@@ -192,19 +191,9 @@ def simulate(A, B, n_samples: int = 100_000, dt: float = 0.01, burn_in: float = 
         var_attrs={"x": {"long_name": "Ornstein-Uhlenbeck state"}})
     if chunk_samples is None:  # ~32 MB of normals per chunk
         chunk_samples = max(1, min(n_samples, (4 << 20) // (m * d)))
-    try:
-        with tqdm(total=n_samples, disable=not progress, desc="ou", unit="sample",
-                  unit_scale=True, leave=False) as bar:
-            done = 0
-            while done < n_samples:
-                n = min(chunk_samples, n_samples - done)
-                eta = rng.standard_normal((n, m, d))
-                out = np.empty((n, m, d))
-                _ar_chunk(x, F, L, eta, out)
-                writer.append(out)
-                done += n
-                bar.update(n)
-    except BaseException:
-        writer.abort()
-        raise
-    return writer.close()
+    def advance(n):
+        out = np.empty((n, m, d))
+        _ar_chunk(x, F, L, rng.standard_normal((n, m, d)), out)
+        return out
+
+    return record_chunks(writer, advance, n_samples, chunk_samples, "ou", progress)

@@ -30,9 +30,8 @@ import math
 
 import numba
 import numpy as np
-from tqdm.auto import tqdm
 
-from ._sde import TrajectoryWriter, check_run_args, provenance
+from ._sde import TrajectoryWriter, check_run_args, provenance, record_chunks
 
 EQUATION = ("dz/dt = z (1 - z^2) + (4 / (90 eps)) h(z) y2; dy/dt = L63(y) / eps^2, "
             "L63 = (10 (y2 - y1), 28 y1 - y2 - y1 y3, y1 y2 - 8/3 y3); h = 1 (additive) or z "
@@ -178,18 +177,10 @@ def simulate(n_samples: int = 10_000, dt: float = 2e-6, save_every: int = 50_000
         var_attrs={"z": {"long_name": "slow variable"},
                    "y": {"long_name": "fast Lorenz-63 variables"}})
     chunk = max(1, min(n_samples, 1_000_000 // save_every + 1, 512))
-    try:
-        with tqdm(total=n_samples, disable=not progress, desc="slowfast", unit="sample",
-                  leave=False) as bar:
-            done = 0
-            while done < n_samples:
-                n = min(chunk, n_samples - done)
-                out = np.empty((n, m, 4))
-                _rk4_chunk(x, p, dt, n, save_every, out)
-                writer.append(out)
-                done += n
-                bar.update(n)
-    except BaseException:
-        writer.abort()
-        raise
-    return writer.close()
+    def advance(n):
+        out = np.empty((n, m, 4))
+        _rk4_chunk(x, p, dt, n, save_every, out)
+        return out
+
+    return record_chunks(writer, advance, n_samples, chunk, "slowfast", progress,
+                         steps_per_sample=save_every)
