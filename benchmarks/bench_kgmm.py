@@ -8,22 +8,15 @@ Usage: python benchmarks/bench_kgmm.py [--n 1000000] [--d 4] [--repeats 5]
 """
 
 import argparse
-import time
 
 import numpy as np
+from _timing import median_time
 
 from xlangevin.backends import numpy_kernels
 from xlangevin.kgmm import kgmm_cell_statistics
 from xlangevin.partition import BisectingPartition
 
 
-def median_time(fn, repeats):
-    times = []
-    for _ in range(repeats):
-        t0 = time.perf_counter()
-        fn()
-        times.append(time.perf_counter() - t0)
-    return float(np.median(times))
 
 
 def main():

@@ -38,6 +38,7 @@ for var in ("NUMBA_NUM_THREADS", "OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS", "MKL
     os.environ[var] = str(ARGS.threads)  # before numpy / numba / sklearn are imported
 
 import numpy as np  # noqa: E402
+from _timing import median_time  # noqa: E402
 
 from xlangevin.backends import cupy_available  # noqa: E402
 from xlangevin.backends import numba_kernels as nbk  # noqa: E402
@@ -49,14 +50,6 @@ except ImportError:  # pragma: no cover
     BisectingKMeans = None
 
 
-def timeit(fn, repeats):
-    """Median wall time of ``repeats`` calls (after the caller warmed up)."""
-    ts = []
-    for _ in range(repeats):
-        t0 = time.perf_counter()
-        fn()
-        ts.append(time.perf_counter() - t0)
-    return float(np.median(ts))
 
 
 def numpy_nearest(X, C, chunk=4096):
@@ -97,7 +90,7 @@ def main():
         X = rng.standard_normal((n, d))
         est = BisectingPartition(n_clusters=ncl, seed=0)
         part = est.fit(X)
-        t_fit = timeit(lambda: est.fit(X), max(1, reps // 2 + 1))
+        t_fit = median_time(lambda: est.fit(X), max(1, reps // 2 + 1))
         k = part.n_cells
         case = f"d={d}, N_C={k}"
         print(f"{case}: {part}", flush=True)
@@ -107,27 +100,27 @@ def main():
         out = np.empty(n, dtype=np.int64)
         T = part._records()
         rows.append((case, "assign", "xlangevin tree, numba lockstep (assign)",
-                     timeit(lambda: part.assign(X), reps), n, "default path"))
+                     median_time(lambda: part.assign(X), reps), n, "default path"))
         X32 = X.astype(np.float32)
         part.assign(X32)
         rows.append((case, "assign", "xlangevin tree, numba lockstep, float32 input",
-                     timeit(lambda: part.assign(X32), reps), n, ""))
+                     median_time(lambda: part.assign(X32), reps), n, ""))
         rows.append((case, "assign", "xlangevin tree, numba one point at a time",
-                     timeit(lambda: nbk.tree_descend(X, T, part.n_nodes, out), reps), n, ""))
+                     median_time(lambda: nbk.tree_descend(X, T, part.n_nodes, out), reps), n, ""))
         n_ref = min(n, 200_000)
         rows.append((case, "assign", "xlangevin tree, numpy reference",
-                     timeit(lambda: part.assign(X[:n_ref], backend="numpy"), 1), n_ref, ""))
+                     median_time(lambda: part.assign(X[:n_ref], backend="numpy"), 1), n_ref, ""))
         lab = part.assign(X)
         n_near = min(n, 100_000 if d == 4 else 200_000)
         rows.append((case, "assign", "xlangevin nearest centroid, numba",
-                     timeit(lambda: part.assign(X[:n_near], method="nearest"), 1), n_near,
+                     median_time(lambda: part.assign(X[:n_near], method="nearest"), 1), n_near,
                      f"agrees with tree on "
                      f"{np.mean(part.assign(X[:n_near], method='nearest') == lab[:n_near]):.0%}"))
         C = np.ascontiguousarray(part.centroids)
         n_np = min(n, 100_000)
         numpy_nearest(X[:1000], C)
         rows.append((case, "assign", "numpy nearest centroid (chunked GEMM)",
-                     timeit(lambda: numpy_nearest(X[:n_np], C), 1), n_np, ""))
+                     median_time(lambda: numpy_nearest(X[:n_np], C), 1), n_np, ""))
         if cupy_available():
             import cupy as cp
 
@@ -140,7 +133,7 @@ def main():
 
             gpu_assign()
             rows.append((case, "assign", "xlangevin tree, cupy (GPU, data on device)",
-                         timeit(gpu_assign, reps), n, "not 2 cores"))
+                         median_time(gpu_assign, reps), n, "not 2 cores"))
             assert np.array_equal(cp.asnumpy(part.assign(Xd[:50_000])), lab[:50_000])
         if BisectingKMeans is not None:
             sk = BisectingKMeans(n_clusters=k, random_state=0, n_init=1)
@@ -151,7 +144,7 @@ def main():
                          "full data, 1 run"))
             sk.predict(X[:1000])
             rows.append((case, "assign", "scikit-learn BisectingKMeans.predict",
-                         timeit(lambda: sk.predict(X), max(1, reps // 2)), n, ""))
+                         median_time(lambda: sk.predict(X), max(1, reps // 2)), n, ""))
         # sanity: the fast path equals the reference
         assert np.array_equal(part.assign(X[:50_000]), part.assign(X[:50_000], backend="numpy"))
 

@@ -25,7 +25,6 @@ from __future__ import annotations
 
 import argparse
 import os
-import time
 
 
 def _parse():
@@ -43,6 +42,7 @@ for var in ("NUMBA_NUM_THREADS", "OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS", "MKL
     os.environ[var] = str(ARGS.threads)  # before numpy / numba are imported
 
 import numpy as np  # noqa: E402
+from _timing import median_time  # noqa: E402
 import scipy.sparse as sp  # noqa: E402
 
 from xlangevin.backends import transition_kernels as tk  # noqa: E402
@@ -57,13 +57,6 @@ except ImportError:  # pragma: no cover
     DEEPTIME = None
 
 
-def timeit(fn, repeats):
-    ts = []
-    for _ in range(repeats):
-        t0 = time.perf_counter()
-        fn()
-        ts.append(time.perf_counter() - t0)
-    return float(np.median(ts))
 
 
 def main():
@@ -113,7 +106,7 @@ def main():
                 cm = cm.toarray() if sp.issparse(cm) else cm
                 # deeptime counts rows = from, columns = to: the transpose of ours
                 assert np.array_equal(cm.T, ref.toarray()), name
-        times = {name: timeit(fn, reps) for name, fn in runs.items()}
+        times = {name: median_time(fn, reps) for name, fn in runs.items()}
         base = times.get("deeptime dense")
         print(f"\n{case} labels (nnz = {ref.nnz}):")
         print(f"  {'method':32s} {'time [ms]':>10s} {'M transitions/s':>16s} "
