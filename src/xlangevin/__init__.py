@@ -7,6 +7,7 @@ from ._version import __version__
 from . import accessors as _accessors  # noqa: F401  (registers the accessors)
 from . import datasets, systems
 from .data import DataError, FeatureSpace
+from .diagnostics import compare
 from .gmm import GMM
 from .io import open_model
 from .kgmm import KGMM
@@ -14,4 +15,4 @@ from .partition import BisectingPartition, Partition
 from .score import ScoreModel
 
 __all__ = ["__version__", "BisectingPartition", "DataError", "FeatureSpace", "GMM", "KGMM",
-           "Partition", "ScoreModel", "datasets", "open_model", "systems"]
+           "compare", "Partition", "ScoreModel", "datasets", "open_model", "systems"]

@@ -18,6 +18,7 @@ def _demo(args) -> int:
 
     from . import datasets
     from .data import FeatureSpace
+    from .io import atomic_target
 
     out = Path(args.out)
     out.mkdir(parents=True, exist_ok=True)
@@ -37,9 +38,8 @@ def _demo(args) -> int:
         acf1 = float(np.corrcoef(X[:-1, i], X[1:, i])[0, 1])
         print(f"{label:>10s} {space.mean[i]:10.4f} {space.scale[i]:10.4f} {acf1:10.4f}")
     path = out / "lorenz96_slow.nc"
-    tmp = path.with_name(path.name + ".part")
-    ds.to_netcdf(tmp)
-    tmp.replace(path)
+    with atomic_target(path) as tmp:
+        ds.to_netcdf(tmp)
     print(f"wrote {path} ({time.perf_counter() - t0:.1f} s)")
     return 0
 

@@ -15,6 +15,7 @@ import numpy as np
 import xarray as xr
 
 from . import systems
+from .io import atomic_target
 
 __all__ = ["REGISTRY", "available", "open_dataset", "make_dataset", "data_dir"]
 
@@ -108,8 +109,6 @@ def make_dataset(name: str, path=None, progress: bool = True) -> Path:
     encoding = {v: {"dtype": "float32", "zlib": True, "complevel": 4, "shuffle": True}
                 for v in ds.data_vars}
     encoding["time"] = {"zlib": True, "complevel": 4, "shuffle": True}
-    tmp = path.with_name(path.name + ".part")
-    path.parent.mkdir(parents=True, exist_ok=True)
-    ds.to_netcdf(tmp, encoding=encoding)
-    os.replace(tmp, path)
+    with atomic_target(path) as tmp:
+        ds.to_netcdf(tmp, encoding=encoding)
     return path

@@ -9,6 +9,7 @@ a half file under the target name. Loading reads arrays only: nothing in a file 
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import tempfile
@@ -21,7 +22,7 @@ import xarray as xr
 from ._version import __version__
 
 __all__ = ["write_groups", "read_groups", "open_model", "arrays_to_dataset",
-           "dataset_to_arrays", "ModelFileError"]
+           "dataset_to_arrays", "atomic_target", "ModelFileError"]
 
 _LOADERS = {}
 
@@ -40,26 +41,38 @@ def register_model(name):
     return decorate
 
 
-def write_groups(path, kind: str, groups: dict, attrs: dict | None = None) -> Path:
-    """Write ``groups`` ({name: xr.Dataset}) atomically to ``path`` as one NetCDF4 file."""
+@contextlib.contextmanager
+def atomic_target(path, suffix: str = ".part"):
+    """Yield a temporary path beside ``path``; when the block succeeds it is renamed onto
+    ``path`` (with the usual umask permissions), otherwise removed. A half-written file never
+    appears under ``path``."""
     path = Path(path)
     if path.is_dir():
-        raise ValueError(f"{path} is a directory; give a file name ending in .nc")
+        raise ValueError(f"{path} is a directory; give a file name")
     path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(suffix=".nc.part", dir=path.parent)
+    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=suffix + path.suffix,
+                               dir=path.parent)
     os.close(fd)
+    try:
+        yield tmp
+        umask = os.umask(0)
+        os.umask(umask)
+        os.chmod(tmp, 0o666 & ~umask)  # mkstemp makes 0600
+        os.replace(tmp, path)
+    finally:
+        if os.path.exists(tmp):
+            os.remove(tmp)
+
+
+def write_groups(path, kind: str, groups: dict, attrs: dict | None = None) -> Path:
+    """Write ``groups`` ({name: xr.Dataset}) atomically to ``path`` as one NetCDF4 file."""
     root = xr.Dataset(attrs={"xlangevin_object": kind, "xlangevin_version": __version__,
                              "xlangevin_groups": json.dumps(list(groups)), **(attrs or {})})
-    try:
+    with atomic_target(path) as tmp:
         root.to_netcdf(tmp, mode="w", format="NETCDF4")
         for name, ds in groups.items():
             ds.to_netcdf(tmp, mode="a", group=name, format="NETCDF4")
-        os.replace(tmp, path)
-    except BaseException:
-        if os.path.exists(tmp):
-            os.remove(tmp)
-        raise
-    return path
+    return Path(path)
 
 
 def read_groups(path) -> tuple[dict, dict]:
