@@ -8,11 +8,14 @@ from . import accessors as _accessors  # noqa: F401  (registers the accessors)
 from . import datasets, systems
 from .data import DataError, FeatureSpace
 from .diagnostics import compare
+from .dsm import DSM
 from .gmm import GMM
 from .io import open_model
 from .kgmm import KGMM
+from .langevin import EffectiveLangevin, LangevinModel
 from .partition import BisectingPartition, Partition
 from .score import ScoreModel
 
-__all__ = ["__version__", "BisectingPartition", "DataError", "FeatureSpace", "GMM", "KGMM",
-           "compare", "Partition", "ScoreModel", "datasets", "open_model", "systems"]
+__all__ = ["__version__", "BisectingPartition", "DSM", "DataError", "EffectiveLangevin",
+           "FeatureSpace", "GMM", "KGMM", "LangevinModel", "Partition", "ScoreModel", "compare",
+           "datasets", "open_model", "systems"]

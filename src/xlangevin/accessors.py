@@ -1,8 +1,8 @@
 """``.score`` and ``.langevin`` accessors on xarray Datasets and DataArrays.
 
 Accessors hold only the wrapped object (xarray caches accessor instances, so no fitted state is
-kept here); they convert and delegate. The estimators land with the KGMM issue (score) and the
-generator/mobility issue (langevin); until then ``langevin.fit`` says so.
+kept here); they convert and delegate to :class:`xlangevin.KGMM` / :class:`xlangevin.GMM`
+(``score``) and :class:`xlangevin.EffectiveLangevin` (``langevin``).
 """
 
 from __future__ import annotations
@@ -23,7 +23,7 @@ class _Accessor:
 
 
 
-SCORE_METHODS = ("kgmm", "gmm")
+SCORE_METHODS = ("kgmm", "gmm", "dsm")
 
 
 def score_estimator(method: str, **params):
@@ -36,6 +36,10 @@ def score_estimator(method: str, **params):
         from .gmm import GMM
 
         return GMM(**params)
+    if method == "dsm":
+        from .dsm import DSM
+
+        return DSM(**params)
     raise ValueError(f"unknown score method {method!r}; choose one of {SCORE_METHODS}")
 
 
@@ -49,8 +53,9 @@ class ScoreAccessor(_Accessor):
         """Fit a score model of the data's stationary density.
 
         ``method="kgmm"`` (default; options ``p_min`` or ``n_clusters``, ``tol``,
-        ``max_passes``, interpolator settings, see :class:`xlangevin.KGMM`) or ``"gmm"`` (plain
-        Gaussian-mixture baseline, :class:`xlangevin.GMM`). ``sigma`` is in standardized units.
+        ``max_passes``, interpolator settings, see :class:`xlangevin.KGMM`), ``"dsm"``
+        (denoising score matching, ``network="mlp" | "unet1d"``, :class:`xlangevin.DSM`) or
+        ``"gmm"`` (plain Gaussian-mixture baseline, :class:`xlangevin.GMM`). ``sigma`` is in standardized units.
         Returns a :class:`xlangevin.ScoreModel` callable on data shaped like this object.
         """
         estimator = score_estimator(method, sigma=sigma, dim=dim, variables=variables,
@@ -63,6 +68,19 @@ class ScoreAccessor(_Accessor):
 class LangevinAccessor(_Accessor):
     """``ds.langevin.fit(score=..., ...)`` -> LangevinModel."""
 
-    def fit(self, *args, **kwargs):
-        raise NotImplementedError("Langevin-model fitting (generator, mobility, generation) is "
-                                  "not implemented yet in this version of xlangevin")
+    def fit(self, score="kgmm", dim: str = "time", variables=None, cdot: str = "lagged",
+            seed=None, progress: bool = True, **options):
+        """Fit an effective Langevin model ``dx = Phi s(x) dt + sqrt(2) Sigma dW``.
+
+        ``score``: a :class:`xlangevin.ScoreModel`, a callable on (n, d) physical arrays (exact
+        score), a numba-jitted ``f(x_row, out_row)``, or a method name (``"kgmm"``, ``"gmm"``,
+        fitted first; pass its options as ``score_options={...}``). ``cdot``: ``"lagged"``
+        (default), ``"logm"`` or ``"finite_volume"``. Other options (``lags``, ``lag``,
+        ``n_clusters``, ``p_min``, ``correction``, ``stein_samples``, ``eps``, ``n_keep``, ...)
+        go to :class:`xlangevin.EffectiveLangevin`. Returns a :class:`xlangevin.LangevinModel`.
+        """
+        from .langevin import EffectiveLangevin
+
+        estimator = EffectiveLangevin(cdot=cdot, dim=dim, variables=variables, seed=seed,
+                                      progress=progress, **options)
+        return estimator.fit(self._obj, score=score)
