@@ -66,7 +66,8 @@ class ScoreAccessor(_Accessor):
 @xr.register_dataset_accessor("langevin")
 @xr.register_dataarray_accessor("langevin")
 class LangevinAccessor(_Accessor):
-    """``ds.langevin.fit(score=..., ...)`` -> LangevinModel."""
+    """``ds.langevin.fit(score=..., ...)`` -> LangevinModel; ``ds.langevin.diffmap(eps=...)`` ->
+    DiffusionMapSampler."""
 
     def fit(self, score="kgmm", dim: str = "time", variables=None, cdot: str = "lagged",
             seed=None, progress: bool = True, **options):
@@ -84,3 +85,20 @@ class LangevinAccessor(_Accessor):
         estimator = EffectiveLangevin(cdot=cdot, dim=dim, variables=variables, seed=seed,
                                       progress=progress, **options)
         return estimator.fit(self._obj, score=score)
+
+    def diffmap(self, eps: float = 0.01, beta: float = 0.0, noise: str = "data-aware",
+                scheme: str = "split-step", dim: str = "time", variables=None, seed=None,
+                **options):
+        """Fit a diffusion-map Langevin sampler (Gottwald, Li, Marzouk & Reich).
+
+        ``eps`` (kernel bandwidth = sampler step, standardized units), ``beta`` (variable
+        bandwidth exponent in (-1, 0]), ``noise`` ("data-aware" | "constant"), ``scheme``
+        ("split-step" | "langevin"); other options (``k_neighbors``, ``kde_eps``,
+        ``standardize``, ``max_samples``, ``tol``, ``dt``) go to :class:`xlangevin.DiffusionMap`.
+        Returns a :class:`xlangevin.diffmap.DiffusionMapSampler` with ``.sample(n)`` and
+        ``.generate(n_steps, ...)`` returning xarray shaped like this object.
+        """
+        from .diffmap import DiffusionMap
+
+        return DiffusionMap(eps=eps, beta=beta, noise=noise, scheme=scheme, dim=dim,
+                            variables=variables, seed=seed, **options).fit(self._obj)

@@ -483,6 +483,15 @@ class FeatureSpace:
             return da.rename(self.dataarray_name)
         return ds
 
+    @staticmethod
+    def match_input(out, like):
+        """A one-variable Dataset result for a DataArray input -> that DataArray (a model fitted
+        on a Dataset, evaluated on ``ds.x``, answers in kind)."""
+        if (isinstance(like, xr.DataArray) and isinstance(out, xr.Dataset)
+                and len(out.data_vars) == 1):
+            return out[next(iter(out.data_vars))]
+        return out
+
     def sample_coordinate(self, n: int, start=None):
         """``n`` values of the sample coordinate with the fitted step, from ``start``.
 

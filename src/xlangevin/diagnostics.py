@@ -17,9 +17,10 @@ import xarray as xr
 
 from ._version import __version__
 from .data import DataError, FeatureSpace
+from .ot import entropic_ot_distance
 
 __all__ = ["acf", "integrated_autocorrelation_time", "effective_sample_size", "kl_divergence",
-           "hellinger", "wasserstein1", "acf_rmse", "compare", "KL_FLOOR"]
+           "hellinger", "wasserstein1", "acf_rmse", "compare", "entropic_ot_distance", "KL_FLOOR"]
 
 
 def acf(x, max_lag: int | None = None, axis: int = 0) -> np.ndarray:

@@ -187,7 +187,7 @@ class ScoreModel:
                                     "units": _inverse_units(like[v])}
             out.attrs = {"description": "score grad log p in physical units",
                          "sigma": self.sigma, "method": self.method}
-            return out
+            return self.space.match_input(out, like)
         if kind == "scalar":
             return xr.DataArray(values.reshape(shape), dims=lead, coords=coords,
                                 name="divergence",
