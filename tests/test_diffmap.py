@@ -275,14 +275,18 @@ def test_semisphere_ot_distance_has_an_interior_minimum():
 
 @pytest.mark.slow
 def test_semisphere_eps_sweep_table():
-    eps_grid = (0.002, 0.004, 0.006, 0.008, 0.01, 0.015, 0.02, 0.03, 0.05, 0.08, 0.12)
+    """Coarse eps sweep for d = 3, 4, 9 (full table: ``benchmarks/bench_diffmap.py --sweep``,
+    docs/diffmap.md). At M = 1000 the curve is flat within the OT sampling noise (~0.005)
+    below eps ~ 0.03 for d = 4, so only over-smoothing at large eps is asserted here; the
+    interior minimum is asserted for d = 3 in the default run."""
+    eps_grid = (0.002, 0.008, 0.03, 0.12)
     for d in (3, 4, 9):
         for beta in (0.0, -0.2):
-            ot = [np.mean([_semisphere_ot(d, e, beta, seed=s) for s in (0, 1)])
-                  for e in eps_grid]
+            ot = [_semisphere_ot(d, e, beta) for e in eps_grid]
             best = eps_grid[int(np.argmin(ot))]
             print(f"d={d} beta={beta}: " + " ".join(f"{v:.4f}" for v in ot)
                   + f"  -> best eps {best}, OT {min(ot):.4f}")
+            assert ot[-1] > 1.2 * min(ot)
 
 
 # ------------------------------------------------------------------------------------------
