@@ -274,19 +274,14 @@ def test_semisphere_ot_distance_has_an_interior_minimum():
 
 
 @pytest.mark.slow
-def test_semisphere_eps_sweep_table():
-    """Coarse eps sweep for d = 3, 4, 9 (full table: ``benchmarks/bench_diffmap.py --sweep``,
-    docs/diffmap.md). At M = 1000 the curve is flat within the OT sampling noise (~0.005)
-    below eps ~ 0.03 for d = 4, so only over-smoothing at large eps is asserted here; the
-    interior minimum is asserted for d = 3 in the default run."""
-    eps_grid = (0.002, 0.008, 0.03, 0.12)
-    for d in (3, 4, 9):
-        for beta in (0.0, -0.2):
-            ot = [_semisphere_ot(d, e, beta) for e in eps_grid]
-            best = eps_grid[int(np.argmin(ot))]
-            print(f"d={d} beta={beta}: " + " ".join(f"{v:.4f}" for v in ot)
-                  + f"  -> best eps {best}, OT {min(ot):.4f}")
-            assert ot[-1] > 1.2 * min(ot)
+def test_semisphere_d9_minimum_near_paper():
+    """d = 9, M = 1000: the OT distance has its minimum near the paper's eps = 0.05 (measured
+    0.459 / 0.413 / 0.527 at eps 0.01 / 0.05 / 0.12; the OT noise at this size is ~0.005). The
+    full table for d = 3, 4, 9 (``benchmarks/bench_diffmap.py --sweep``) is in docs/diffmap.md;
+    d = 3 is asserted in the default run, d = 4 is flat within the noise below eps 0.05."""
+    ot = [_semisphere_ot(9, e, 0.0) for e in (0.01, 0.05, 0.12)]
+    print("d=9 OT at eps 0.01 / 0.05 / 0.12:", " ".join(f"{v:.4f}" for v in ot))
+    assert ot[1] < 0.95 * ot[0] and ot[1] < 0.95 * ot[2]
 
 
 # ------------------------------------------------------------------------------------------
