@@ -27,6 +27,7 @@ import json
 import time
 import warnings
 
+import xlangevin  # noqa: F401  (first: passive OpenMP waiting before numba / torch load)
 import numba
 import numpy as np
 import torch

@@ -3,7 +3,16 @@
 ``import xlangevin`` registers the ``.score`` and ``.langevin`` accessors on xarray objects.
 """
 
-from ._version import __version__
+import os as _os
+
+# OpenMP thread pools (numba's "omp" threading layer, torch's intra-op pool) spin-wait after
+# every parallel region by default; on a few cores the spinning pool of one starves the other
+# (measured on 2 cores: torchsde 70x slower, the numba Euler-Maruyama kernel 1.6x slower).
+# Passive waiting is read when the OpenMP runtime loads, so this only helps when xlangevin is
+# imported before numba / torch start it; an explicit user setting wins.
+_os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
+
+from ._version import __version__  # noqa: E402
 from . import accessors as _accessors  # noqa: F401  (registers the accessors)
 from . import datasets, systems
 from .data import DataError, FeatureSpace
