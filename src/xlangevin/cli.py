@@ -241,6 +241,20 @@ def _datasets(args) -> int:
     return 0
 
 
+def _simulable_systems():
+    """The systems whose ``simulate`` runs with defaults for everything but the run options."""
+    import inspect
+
+    from . import systems
+
+    def ready(name):
+        params = inspect.signature(getattr(systems, name).simulate).parameters.values()
+        return all(p.default is not p.empty or p.kind in (p.VAR_POSITIONAL, p.VAR_KEYWORD)
+                   for p in params)
+
+    return [name for name in systems.__all__ if ready(name)]
+
+
 def main(argv=None) -> int:
     from . import systems
 
@@ -295,7 +309,9 @@ def main(argv=None) -> int:
     p.set_defaults(func=_compare)
 
     p = sub.add_parser("simulate", help="simulate a benchmark system to NetCDF")
-    p.add_argument("system", choices=systems.__all__)
+    p.add_argument("system", choices=_simulable_systems(),
+                   help="systems whose parameters all have defaults (ou needs A and B: use "
+                        "xlangevin.systems.ou.simulate from Python)")
     p.add_argument("-o", "--output", required=True, help="NetCDF file to write")
     p.add_argument("--n-samples", type=int, default=10_000)
     p.add_argument("--overwrite", action="store_true")
