@@ -26,7 +26,7 @@ import xarray as xr
 
 from ._version import __version__
 
-__all__ = ["FeatureSpace", "DataError", "VariableLayout", "as_feature_data"]
+__all__ = ["FeatureSpace", "DataError", "VariableLayout", "as_feature_data", "check_states"]
 
 
 class DataError(ValueError):
@@ -575,9 +575,26 @@ def _json_default(value):
     return str(value)
 
 
-def as_feature_data(data, dim="time", variables=None, dtype=np.float64):
-    """(FeatureSpace, standardized X) for xarray input, or for a plain (n, d) array, which is
-    wrapped as ``DataArray(dims=(dim, "feature"))`` first."""
+def check_states(x, n_features: int) -> tuple[np.ndarray, bool]:
+    """States given as an array -> (float64 (n, d) array, whether a single (d,) state was
+    given), with clear errors for a wrong shape or non-finite values."""
+    X = np.asarray(x, dtype=np.float64)
+    single = X.ndim == 1
+    X = X[None, :] if single else X
+    if X.ndim != 2 or X.shape[1] != n_features:
+        raise DataError(f"expected states of shape (n, {n_features}) or ({n_features},), got "
+                        f"{np.shape(x)}")
+    if not np.all(np.isfinite(X)):
+        raise DataError(f"{np.count_nonzero(~np.isfinite(X))} non-finite value(s) in the "
+                        "input states")
+    return X, single
+
+
+def as_feature_data(data, dim="time", variables=None, dtype=np.float64,
+                    standardize: bool = True):
+    """(FeatureSpace, X) for xarray input, or for a plain (n, d) array, which is wrapped as
+    ``DataArray(dims=(dim, "feature"))`` first. X is standardized unless ``standardize=False``;
+    dask-backed data stay lazy."""
     if isinstance(data, (xr.DataArray, xr.Dataset)):
         obj = data
     else:
@@ -588,7 +605,8 @@ def as_feature_data(data, dim="time", variables=None, dtype=np.float64):
             raise DataError(f"expected an array of shape (n_samples, n_features), got "
                             f"{np.shape(data)}")
         obj = xr.DataArray(arr, dims=(dim, "feature"), name="x")
-    space = FeatureSpace.fit(obj, dim=dim, variables=variables, dtype=dtype)
+    space = FeatureSpace.fit(obj, dim=dim, variables=variables, dtype=dtype,
+                             standardize=standardize)
     X = space.transform(obj)
     if not isinstance(X, np.ndarray):  # dask: KGMM passes stream over chunks
         return space, X

@@ -85,7 +85,7 @@ from scipy.spatial import cKDTree
 from . import io
 from ._params import Interval, OneOf, validate_params
 from ._version import __version__
-from .data import DataError, FeatureSpace
+from .data import DataError, FeatureSpace, as_feature_data, check_states
 
 __all__ = ["DiffusionMap", "DiffusionMapSampler", "diffmap", "symmetric_sinkhorn",
            "fit_subgrid_closure", "SubgridClosure", "noisy_arc", "hyper_semisphere",
@@ -516,24 +516,6 @@ def _fit_kernel(X, eps, beta, kde_eps, k, tol, max_iter, rng, workers):
 # ------------------------------------------------------------------------------------------
 # estimator
 # ------------------------------------------------------------------------------------------
-def _feature_space(data, dim, variables, standardize):
-    if isinstance(data, (xr.DataArray, xr.Dataset)):
-        obj = data
-    else:
-        arr = np.asarray(data, dtype=np.float64)
-        if arr.ndim == 1:
-            arr = arr[:, None]
-        if arr.ndim != 2:
-            raise DataError(f"expected an array of shape (n_samples, n_features), got "
-                            f"{np.shape(data)}")
-        obj = xr.DataArray(arr, dims=(dim, "feature"), name="x")
-    space = FeatureSpace.fit(obj, dim=dim, variables=variables, standardize=standardize)
-    X = space.transform(obj)
-    if not isinstance(X, np.ndarray):
-        X = np.asarray(X.compute())  # a diffusion map needs the samples in memory
-    return space, np.ascontiguousarray(X, dtype=np.float64)
-
-
 class DiffusionMap:
     """Diffusion-map Langevin sampler estimator (module docstring; METHODS.md §7).
 
@@ -597,7 +579,9 @@ class DiffusionMap:
         if self.dt is not None and self.scheme != "langevin":
             raise ValueError("dt is the step of scheme='langevin'; the split-step schemes "
                              "step with eps")
-        space, X = _feature_space(data, self.dim, self.variables, self.standardize)
+        space, X = as_feature_data(data, self.dim, self.variables,
+                                   standardize=self.standardize)
+        X = np.ascontiguousarray(np.asarray(X), dtype=np.float64)  # dask: needed in memory
         rng = np.random.default_rng(self.seed)
         n_all = X.shape[0]
         if self.max_samples is not None and n_all > self.max_samples:
@@ -701,15 +685,7 @@ class DiffusionMapSampler:
         if isinstance(x, (xr.DataArray, xr.Dataset)):
             X = np.asarray(self.space.transform(x, standardize=not standardized), np.float64)
             return X, ("xarray", x)
-        X = np.asarray(x, dtype=np.float64)
-        single = X.ndim == 1
-        X = X[None, :] if single else X
-        if X.ndim != 2 or X.shape[1] != self.dim:
-            raise DataError(f"expected states of shape (n, {self.dim}) or ({self.dim},), got "
-                            f"{np.shape(x)}")
-        if not np.all(np.isfinite(X)):
-            raise DataError(f"{np.count_nonzero(~np.isfinite(X))} non-finite value(s) in the "
-                            "input states")
+        X, single = check_states(x, self.dim)
         if not standardized:
             X = self.space.to_standard(X)
         return X, ("single" if single else "array", None)

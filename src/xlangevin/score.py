@@ -18,7 +18,7 @@ import json
 
 from . import io
 from ._version import __version__
-from .data import DataError, FeatureSpace
+from .data import DataError, FeatureSpace, check_states
 from .nets import network_from_arrays, network_to_arrays
 
 __all__ = ["ScoreModel", "NoiseToScore", "register_field"]
@@ -141,18 +141,6 @@ class ScoreModel:
             return np.empty((0,))
         return np.concatenate(out, axis=0)
 
-    def _check_array(self, x) -> tuple[np.ndarray, bool]:
-        X = np.asarray(x, dtype=np.float64)
-        single = X.ndim == 1
-        X = X[None, :] if single else X
-        if X.ndim != 2 or X.shape[1] != self.dim:
-            raise DataError(f"expected states of shape (n, {self.dim}) or ({self.dim},), got "
-                            f"{np.shape(x)}")
-        if not np.all(np.isfinite(X)):
-            raise DataError(f"{np.count_nonzero(~np.isfinite(X))} non-finite value(s) in the "
-                            "input states")
-        return X, single
-
     def _apply(self, x, fn, post, out_kind):
         """Shared plumbing: input type -> physical array -> fn -> output of the input's type."""
         if isinstance(x, torch.Tensor):
@@ -165,7 +153,7 @@ class ScoreModel:
                 raise DataError("non-finite values in the input")
             values = post(self._evaluate(X, fn))
             return self._to_xarray(x, values, out_kind)
-        X, single = self._check_array(x)
+        X, single = check_states(x, self.dim)
         values = post(self._evaluate(X, fn))
         return values[0] if single else values
 
