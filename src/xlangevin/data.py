@@ -26,7 +26,8 @@ import xarray as xr
 
 from ._version import __version__
 
-__all__ = ["FeatureSpace", "DataError", "VariableLayout", "as_feature_data", "check_states"]
+__all__ = ["FeatureSpace", "DataError", "VariableLayout", "as_feature_data", "check_states",
+           "check_periodic_field"]
 
 
 class DataError(ValueError):
@@ -573,6 +574,17 @@ def _json_default(value):
     if isinstance(value, np.generic):
         return value.item()
     return str(value)
+
+
+def check_periodic_field(space: FeatureSpace, why: str) -> None:
+    """Raise unless the data are one variable on one (periodic) feature dim, a field
+    ``u(sample, x)`` whose circular shifts along ``x`` are meaningful."""
+    layouts = space.layouts
+    if len(layouts) != 1 or len(layouts[0].dims) != 1:
+        found = ", ".join(f"{lay.name}{lay.dims}" for lay in layouts)
+        raise DataError(f"{why} needs a single variable on one periodic grid dim (a field "
+                        f"u({space.sample_dim}, x)); the data has {found or 'no variables'}. "
+                        "Select one variable (variables=[...]) on a 1-D grid")
 
 
 def check_states(x, n_features: int) -> tuple[np.ndarray, bool]:

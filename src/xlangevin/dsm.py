@@ -31,7 +31,7 @@ from tqdm.auto import tqdm
 
 from ._params import Interval, OneOf, validate_params
 from ._version import __version__
-from .data import DataError, as_feature_data
+from .data import DataError, as_feature_data, check_periodic_field
 from .nets import MLP, UNet1d, torch_threads
 from .score import NoiseToScore, ScoreModel
 
@@ -176,17 +176,6 @@ class DSM:
                              f"{torch.__version__}); use device='cpu'")
         return device
 
-    @staticmethod
-    def _check_field(space, why):
-        """The data must be one variable on one (periodic) feature dim."""
-        layouts = space.layouts
-        if len(layouts) != 1 or len(layouts[0].dims) != 1:
-            found = ", ".join(f"{l.name}{l.dims}" for l in layouts)
-            raise DataError(f"{why} needs a single variable on one periodic grid dim (a field "
-                            f"u({space.sample_dim}, x)); the data has {found or 'no variables'}"
-                            ". Select one variable (variables=[...]) on a 1-D grid, or use "
-                            "network='mlp'")
-
     def _build_network(self, d, torch_seed):
         if isinstance(self.network, nn.Module):
             return copy.deepcopy(self.network)
@@ -206,10 +195,10 @@ class DSM:
         Y = np.asarray(Y, dtype=np.float32)  # DSM samples batches at random: data in memory
         n, d = Y.shape
         if self.network == "unet1d" or isinstance(self.network, UNet1d):
-            self._check_field(space, "network='unet1d'")
+            check_periodic_field(space, "network='unet1d' (else use network='mlp')")
         invariant = self.shift_augmentation or self.symmetrize
         if self.shift_augmentation:
-            self._check_field(space, "shift_augmentation=True")
+            check_periodic_field(space, "shift_augmentation=True")
         if invariant:  # translation-invariant field: one mean and scale for the whole grid
             space, Y = _pooled_standardization(space, Y)
         rng = np.random.default_rng(self.seed)

@@ -13,7 +13,9 @@ estimates, in the standardized units ``x~ = S^{-1}(x - m)`` of the data's
 * the Stein matrix ``V~ = <s~(x~) x~^T>`` over ``sigma``-perturbed samples ``x~ = y~ + sigma z``
   (``sigma`` = the score's smoothing scale; 0 for exact scores);
 * ``Phi~ = Cdot~ V~^{-1}``, its parts and ``Sigma~ = chol(Phi_S~)`` with the PSD clipping of
-  :func:`xlangevin.mobility.mobility_from_cdot`.
+  :func:`xlangevin.mobility.mobility_from_cdot`;
+* optionally (``current_velocity=True``) a state-dependent current velocity ``v~(x~)``
+  (:mod:`xlangevin.current`) replacing ``Phi_A s``: the drift is then ``Phi_S s(x) + v(x)``.
 
 :class:`LangevinModel` shows them in physical units (``Phi = S Phi~ S``, ``Sigma = S Sigma~``,
 ``V = S^{-1} V~ S``, equal to ``V~`` when ``V~ = -I``) and integrates the SDE by Euler–Maruyama
@@ -56,6 +58,7 @@ from tqdm.auto import tqdm
 from . import io
 from ._params import Interval, OneOf, validate_params
 from ._version import __version__
+from .current import CurrentField, CurrentVelocity
 from .data import DataError, FeatureSpace
 from .generator import cdot_finite_volume, cdot_lagged, cdot_logm
 from .mobility import mobility_from_cdot, stein_matrix
@@ -168,8 +171,9 @@ class _ModelScore(_Score):
                 s = field(x * a + b) * a
         return s.to(device="cpu", dtype=t.dtype)
 
-    def strategy(self, dtype):
-        from .backends import em_kernels
+    def mlp_layers(self):
+        """``(weights (out, in), biases)`` of the score MLP in float64 with the unit maps and the
+        ``-1/sigma`` factor folded in (``s~`` of the model's units), or None for other nets."""
         from .nets import MLP
 
         field = self.model.field
@@ -187,12 +191,40 @@ class _ModelScore(_Score):
         out_scale = factor * (1.0 if self.identity else self.a)
         W[-1] = np.asarray(out_scale).reshape(-1, 1) * W[-1]
         bias[-1] = out_scale * bias[-1]
-        p, ip = em_kernels.pack_mlp(W, bias, dtype)
-        # keep each BLAS call at or under OpenBLAS's single-thread size (m n k <= 2^18), so the
-        # library never starts its own threads inside numba's
-        block = max(1, min(32, (1 << 18) // max(w.shape[0] * w.shape[1] for w in W)))
-        hidden = max([w.shape[0] for w in W[:-1]], default=1)
-        return em_kernels.mlp_drift, p, ip, 2 * hidden, block
+        return W, bias
+
+    def strategy(self, dtype):
+        layers = self.mlp_layers()
+        return None if layers is None else _mlp_strategy(*layers, dtype)
+
+
+def _mlp_strategy(W, bias, dtype):
+    """The numba kernel's drift strategy for an MLP given as (out, in) weights and biases."""
+    from .backends import em_kernels
+
+    p, ip = em_kernels.pack_mlp(W, bias, dtype)
+    # keep each BLAS call at or under OpenBLAS's single-thread size (m n k <= 2^18), so the
+    # library never starts its own threads inside numba's
+    block = max(1, min(32, (1 << 18) // max(w.shape[0] * w.shape[1] for w in W)))
+    hidden = max([w.shape[0] for w in W[:-1]], default=1)
+    return em_kernels.mlp_drift, p, ip, 2 * hidden, block
+
+
+def _joint_mlp(score_layers, current_layers, Phi):
+    """One MLP computing ``Phi s(x) + v(x)`` from the score MLP and the current-velocity MLP
+    (same depth): stacked first layers, block-diagonal hidden layers and a summed output layer
+    (swish acts element-wise, so the two networks stay independent inside)."""
+    (Ws, bs), (Wv, bv) = score_layers, current_layers
+    W = [np.vstack([Ws[0], Wv[0]])]
+    bias = [np.concatenate([bs[0], bv[0]])]
+    for a, b in zip(Ws[1:-1], Wv[1:-1]):
+        block = np.zeros((a.shape[0] + b.shape[0], a.shape[1] + b.shape[1]))
+        block[:a.shape[0], :a.shape[1]], block[a.shape[0]:, a.shape[1]:] = a, b
+        W.append(block)
+    W.append(np.hstack([Phi @ Ws[-1], Wv[-1]]))
+    bias += [np.concatenate([a, b]) for a, b in zip(bs[1:-1], bv[1:-1])]
+    bias.append(Phi @ bs[-1] + bv[-1])
+    return W, bias
 
 
 class _CallableScore(_Score):
@@ -282,9 +314,16 @@ class EffectiveLangevin:
         blow-up resets.
     score_options : options of the score estimator when ``fit`` is given a method name
         (``"kgmm"``/``"gmm"``), e.g. ``{"sigma": 0.05, "p_min": 0.001}``.
+    current_velocity : False (default): the drift is ``Phi s(x)`` with a constant ``Phi``. True:
+        the drift is ``Phi_S s(x) + v(x)`` with the current velocity ``v = j / p`` learned from
+        central differences (:mod:`xlangevin.current`): for non-reversible dynamics whose
+        rotation a constant ``Phi_A`` cannot carry, e.g. a travelling wave (docs/
+        lorenz96_demo.md). ``Phi_S`` and ``Sigma`` come from ``cdot`` as before.
+    current_options : options of :class:`~xlangevin.current.CurrentVelocity` (``lag``,
+        ``n_clusters``, ``hidden``, ``shift_augmentation``, ...).
     dim, variables : the sample dim and the variables of xarray input.
     seed : seeds every random draw (Stein perturbations and subsample, kept states, partition,
-        score fit).
+        score fit, current velocity).
     progress : progress bars.
     """
 
@@ -299,13 +338,14 @@ class EffectiveLangevin:
         "stein_samples": Interval(1, None, integer=True),
         "eps": Interval(0, None, closed="neither"),
         "n_keep": Interval(1, None, integer=True),
+        "current_velocity": OneOf((True, False)),
         "progress": OneOf((True, False)),
     }
 
     def __init__(self, cdot="lagged", lags=(1, 2, 3), order=None, lag=1, n_clusters=None,
                  p_min=None, correction="none", restrict="largest", stein_samples=200_000,
-                 eps=1e-6, n_keep=1000, score_options=None, dim="time", variables=None,
-                 seed=None, progress=True):
+                 eps=1e-6, n_keep=1000, score_options=None, current_velocity=False,
+                 current_options=None, dim="time", variables=None, seed=None, progress=True):
         self.cdot = cdot
         self.lags = lags
         self.order = order
@@ -318,6 +358,8 @@ class EffectiveLangevin:
         self.eps = eps
         self.n_keep = n_keep
         self.score_options = score_options
+        self.current_velocity = current_velocity
+        self.current_options = current_options
         self.dim = dim
         self.variables = variables
         self.seed = seed
@@ -340,8 +382,17 @@ class EffectiveLangevin:
         elif self.n_clusters is not None or self.p_min is not None:
             raise ValueError(f"n_clusters / p_min only apply to cdot='finite_volume', not "
                              f"{self.cdot!r}")
-        if self.score_options is not None and not isinstance(self.score_options, dict):
-            raise ValueError(f"score_options must be a dict, got {self.score_options!r}")
+        for name in ("score_options", "current_options"):
+            value = getattr(self, name)
+            if value is not None and not isinstance(value, dict):
+                raise ValueError(f"{name} must be a dict, got {value!r}")
+        if self.current_options and not self.current_velocity:
+            raise ValueError("current_options given without current_velocity=True")
+        if self.current_options:
+            known = set(CurrentVelocity().get_params())
+            unknown = sorted(set(self.current_options) - known)
+            if unknown:
+                raise ValueError(f"unknown current_options {unknown}; known: {sorted(known)}")
 
     # -----------------------------------------------------------------------------------------
     def fit(self, data, score="kgmm") -> "LangevinModel":
@@ -371,6 +422,12 @@ class EffectiveLangevin:
                           stacklevel=2)
         keep = rng.choice(n, size=min(n, self.n_keep), replace=False)
         samples = X[np.sort(keep)]
+        current, Phi = None, mob.Phi
+        if self.current_velocity:
+            options = {"progress": self.progress, "seed": int(rng.integers(2**31)),
+                       **(self.current_options or {})}
+            current = CurrentVelocity(**options).fit_arrays(X, bounds, space.dt, space)
+            Phi = mob.Phi_S
         attrs = {
             "cdot_estimator": self.cdot,
             "cdot_options": json.dumps(self._cdot_options(), default=str),
@@ -386,12 +443,14 @@ class EffectiveLangevin:
             "V_deviation": float(np.linalg.norm(V + np.eye(d))),
             "eps": float(self.eps),
             "n_clipped": int(mob.clip["n_clipped"]),
+            "drift": "Phi_S s(x) + v(x)" if current is not None else "Phi s(x)",
+            "current_velocity": json.dumps(current.diagnostics) if current is not None else "",
             "seed": "None" if self.seed is None else str(self.seed),
             "xlangevin_version": __version__,
         }
-        return LangevinModel(mob.Phi, mob.Sigma, V, score, space, samples, cdot=cdot,
+        return LangevinModel(Phi, mob.Sigma, V, score, space, samples, cdot=cdot,
                              cdot_estimator=self.cdot, cdot_diagnostics=diag, clip=mob.clip,
-                             attrs=attrs, time_origin=_last_time(obj, space))
+                             attrs=attrs, time_origin=_last_time(obj, space), current=current)
 
     def _cdot_options(self):
         if self.cdot == "lagged":
@@ -583,9 +642,10 @@ class _ReferenceStepper:
 
     name = "numpy"
 
-    def __init__(self, score_std, Phi, Sig, torch_std=None):
+    def __init__(self, score_std, Phi, Sig, torch_std=None, current=None):
         self.score_std = score_std
         self.torch_std = torch_std
+        self.current = current
         self.PhiT = np.ascontiguousarray(Phi.T)
         self.SigT = np.ascontiguousarray(Sig.T)
 
@@ -593,20 +653,25 @@ class _ReferenceStepper:
         pass
 
     def _products(self, x, noise, dt_, sq):
-        """Generator of the proposed states ``x + dt Phi s(x) + sq Sigma eta_j``, step by step
-        (``x`` is read afresh at every step)."""
+        """Generator of the proposed states ``x + dt (Phi s(x) + v(x)) + sq Sigma eta_j``, step
+        by step (``x`` is read afresh at every step; ``v`` the current velocity, if any)."""
+        v = self.current
         if self.torch_std is None:
             for j in range(noise.shape[0]):
-                s = self.score_std(x)
-                yield x + dt_ * (s @ self.PhiT) + sq * (noise[j] @ self.SigT)
+                f = self.score_std(x) @ self.PhiT
+                if v is not None:
+                    f += v(x)
+                yield x + dt_ * f + sq * (noise[j] @ self.SigT)
             return
         xt, nt = torch.from_numpy(x), torch.from_numpy(noise)
         PhiT, SigT = torch.from_numpy(self.PhiT), torch.from_numpy(self.SigT)
         small = torch_threads(1) if x.shape[0] < 512 else contextlib.nullcontext()
         with torch.no_grad(), small:
             for j in range(noise.shape[0]):
-                s = self.torch_std(xt)
-                yield (xt + dt_ * (s @ PhiT) + sq * (nt[j] @ SigT)).numpy()
+                f = self.torch_std(xt) @ PhiT
+                if v is not None:
+                    f += v.tensor(xt)
+                yield (xt + dt_ * f + sq * (nt[j] @ SigT)).numpy()
 
     def __call__(self, x, noise, dt, bound, mode, samples, pool, resets, frozen, out, g0,
                  save_every):
@@ -646,11 +711,15 @@ class LangevinModel:
     estimator's name and diagnostics, the clip report and provenance ``attrs``. Properties
     ``Phi``, ``Phi_S``, ``Phi_A``, ``Sigma``, ``V`` are xr.DataArrays over
     ``("feature_i", "feature_j")`` in physical units.
+
+    With a current velocity ``current`` (:class:`~xlangevin.current.CurrentField`, fitted with
+    ``current_velocity=True``) the drift is ``Phi_S s(x) + v(x)``: ``Phi`` is symmetric and the
+    state-dependent ``v`` replaces the constant ``Phi_A s``.
     """
 
     def __init__(self, Phi_std, Sigma_std, V_std, score, space: FeatureSpace, samples, *,
                  cdot=None, cdot_estimator="", cdot_diagnostics=None, clip=None, attrs=None,
-                 time_origin=None):
+                 time_origin=None, current=None):
         d = space.n_features
         self.Phi_std = _square(Phi_std, d, "Phi_std")
         self.Sigma_std = _square(Sigma_std, d, "Sigma_std")
@@ -667,6 +736,12 @@ class LangevinModel:
         self.clip = dict(clip or {})
         self.attrs = dict(attrs or {})
         self.time_origin = time_origin
+        if current is not None and not isinstance(current, CurrentField):
+            raise TypeError(f"current must be a CurrentField, got {type(current).__name__}")
+        if current is not None and np.any(self.Phi_std != self.Phi_std.T):
+            raise ValueError("with a current velocity v(x) the drift is Phi_S s(x) + v(x): "
+                             "Phi_std must be symmetric")
+        self.current = current
         self._adapter = None
         self.score = score
 
@@ -759,28 +834,34 @@ class LangevinModel:
 
     # -- drift -----------------------------------------------------------------------------------
     def drift(self, x):
-        """Drift ``Phi s(x)`` in physical units at ``x``: ndarray (n, d) or (d,), or xarray
-        shaped like the fitted data (same type back)."""
-        adapter = self._need_score()
+        """Drift ``Phi s(x)`` (``+ v(x)`` with a current velocity) in physical units at ``x``:
+        ndarray (n, d) or (d,), or xarray shaped like the fitted data (same type back)."""
         sp = self.space
         if isinstance(x, (xr.DataArray, xr.Dataset)):
             Xs = np.asarray(sp.transform(x), dtype=np.float64)
-            f = sp.to_physical(adapter.std(Xs) @ self.Phi_std.T) - sp.mean
+            f = self._drift_std(Xs) * sp.scale
             lead = [dname for dname in sp._lead if dname in x.dims]
             shape = tuple(x.sizes[dname] for dname in lead)
             coords = {dname: x[dname] for dname in lead if dname in x.coords}
             out = sp.inverse_transform(f.reshape(shape + (self.dim,)), standardized=False,
                                        dims=lead, coords=coords, attrs={})
-            out.attrs = {"long_name": "drift Phi s(x)"} if isinstance(out, xr.DataArray) \
-                else {"description": "drift Phi s(x)"}
+            name = "drift Phi s(x)" + (" + v(x)" if self.current is not None else "")
+            out.attrs = {"long_name": name} if isinstance(out, xr.DataArray) \
+                else {"description": name}
             return out
         X = np.asarray(x, dtype=np.float64)
         single = X.ndim == 1
         X = X[None, :] if single else X
         if X.ndim != 2 or X.shape[1] != self.dim:
             raise DataError(f"expected states of shape (n, {self.dim}), got {np.shape(x)}")
-        f = (adapter.std(sp.to_standard(X)) @ self.Phi_std.T) * sp.scale
+        f = self._drift_std(sp.to_standard(X)) * sp.scale
         return f[0] if single else f
+
+    def _drift_std(self, X):
+        f = self._need_score().std(X) @ self.Phi_std.T
+        if self.current is not None:
+            f += self.current(X)
+        return f
 
     # -- generation ------------------------------------------------------------------------------
     _gen_table = {
@@ -914,15 +995,29 @@ class LangevinModel:
         Phi = np.ascontiguousarray(self.Phi_std, dtype=dtype)
         Sig = np.ascontiguousarray(self.Sigma_std, dtype=dtype)
         if backend in ("auto", "numba"):
-            strategy = adapter.strategy(dtype)
+            strategy = self._numba_strategy(adapter, dtype)
             if strategy is not None:
+                if self.current is not None:    # Phi is folded into the joint network
+                    Phi = np.eye(self.dim, dtype=dtype)
                 return _NumbaStepper(strategy, Phi, Sig)
             if backend == "numba":
+                with_current = " (with a current velocity: an MLP ScoreModel of the same depth " \
+                    "as the current's network)" if self.current is not None else ""
                 raise ValueError(f"backend='numba' needs a score the kernel can evaluate: an MLP "
-                                 f"ScoreModel (KGMM) or a numba-jitted f(x_row, out_row); this "
-                                 f"score is a {adapter.kind}. Use backend='numpy' or 'auto'")
-        return _ReferenceStepper(adapter.std, Phi, Sig,
-                                 getattr(adapter, "std_tensor", None))
+                                 f"ScoreModel (KGMM) or a numba-jitted f(x_row, out_row)"
+                                 f"{with_current}; this score is a {adapter.kind}. Use "
+                                 f"backend='numpy' or 'auto'")
+        return _ReferenceStepper(adapter.std, Phi, Sig, getattr(adapter, "std_tensor", None),
+                                 current=self.current)
+
+    def _numba_strategy(self, adapter, dtype):
+        if self.current is None:
+            return adapter.strategy(dtype)
+        score_layers = adapter.mlp_layers() if isinstance(adapter, _ModelScore) else None
+        current_layers = self.current.mlp_layers()
+        if score_layers is None or len(score_layers[0]) != len(current_layers[0]):
+            return None
+        return _mlp_strategy(*_joint_mlp(score_layers, current_layers, self.Phi_std), dtype)
 
     def _initial_states(self, init, m, rng):
         d, sp = self.dim, self.space
@@ -962,7 +1057,9 @@ class LangevinModel:
                    backend, dtype):
         return {
             "title": "effective Langevin simulation (xlangevin)",
-            "equation": "dx = Phi s(x) dt + sqrt(2) Sigma dW (Euler-Maruyama, standardized units)",
+            "equation": ("dx = (Phi_S s(x) + v(x)) dt + sqrt(2) Sigma dW" if self.current is not None
+                         else "dx = Phi s(x) dt + sqrt(2) Sigma dW")
+            + " (Euler-Maruyama, standardized units)",
             "generated_by": "xlangevin.LangevinModel.generate",
             "dt": dt, "save_every": save_every, "sample_interval": dt * save_every,
             "n_steps": n_steps, "burn_in_steps": burn_in, "burn_in": burn_in * dt,
@@ -1012,6 +1109,9 @@ class LangevinModel:
                 "model_attrs": json.dumps({k: v for k, v in sm.attrs.items()
                                            if k != "xlangevin_version"}, default=str),
                 "method": sm.method, "sigma": sm.sigma})
+        if self.current is not None:
+            config, carrays = self.current.to_arrays()
+            groups["current"] = io.arrays_to_dataset(carrays, {"config": json.dumps(config)})
         attrs = {k: v for k, v in self.attrs.items() if k != "xlangevin_version"}
         clip = {k: np.asarray(v).tolist() for k, v in self.clip.items()}
         return io.write_groups(path, "LangevinModel", groups, {
@@ -1029,20 +1129,26 @@ class LangevinModel:
             if "score_cells" in groups:
                 sgroups["cells"] = groups["score_cells"]
             score = ScoreModel._from_groups(sattrs, sgroups)
+        current = None
+        if "current" in groups:
+            current = CurrentField.from_arrays(json.loads(groups["current"].attrs["config"]),
+                                               io.dataset_to_arrays(groups["current"]))
         return cls(a["Phi_std"], a["Sigma_std"], a["V_std"], score,
                    FeatureSpace.from_dataset(groups["space"]), a["samples"],
                    cdot=a.get("cdot_std"), cdot_estimator=attrs.get("cdot_estimator", ""),
                    clip=json.loads(attrs.get("clip", "{}")),
                    attrs=json.loads(attrs["model_attrs"]),
-                   time_origin=_time_from_json(json.loads(attrs.get("time_origin", "null"))))
+                   time_origin=_time_from_json(json.loads(attrs.get("time_origin", "null"))),
+                   current=current)
 
     def __repr__(self):
         ev = np.linalg.eigvalsh(self.Phi_S_std)
         kind = self._adapter.kind if self._adapter else None
+        antisym = f"current={self.current!r}" if self.current is not None else \
+            f"|Phi_A~|={np.linalg.norm(self.Phi_A_std):.3g}"
         return (f"<LangevinModel d={self.dim} variables={self.space.variables} "
                 f"cdot={self.cdot_estimator!r} score={kind}"
-                f" eig(Phi_S~)=[{ev.min():.3g}, {ev.max():.3g}] "
-                f"|Phi_A~|={np.linalg.norm(self.Phi_A_std):.3g} "
+                f" eig(Phi_S~)=[{ev.min():.3g}, {ev.max():.3g}] {antisym} "
                 f"|V~+I|={np.linalg.norm(self.V_std + np.eye(self.dim)):.3g}>")
 
 
