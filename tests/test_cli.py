@@ -28,6 +28,22 @@ def test_fit_generate_compare_chain(tmp_path, capsys):
     assert model.read_bytes() == before
 
 
+def test_fit_with_current_velocity(tmp_path):
+    """``--current-velocity`` (with options) gives a model whose drift is Phi_S s + v."""
+    import xlangevin
+
+    data, model = tmp_path / "pot.nc", tmp_path / "model.nc"
+    assert cli.main(["simulate", "potential", "-o", str(data), "--n-samples", "4000",
+                     "--quiet"]) == 0
+    assert cli.main(["fit", str(data), "-o", str(model), "--method", "gmm", "--sigma", "0.2",
+                     "--current-velocity", "--current-options", '{"n_clusters": 20}',
+                     "--quiet"]) == 0
+    m = xlangevin.open_model(model)
+    assert m.current is not None and m.current.diagnostics["n_cells"] <= 30
+    assert m.attrs["drift"] == "Phi_S s(x) + v(x)"
+    np.testing.assert_array_equal(m.Phi_std, m.Phi_std.T)
+
+
 def test_simulate_offers_only_systems_with_defaults(capsys):
     assert "ou" not in cli._simulable_systems() and "potential" in cli._simulable_systems()
     with pytest.raises(SystemExit):
