@@ -10,6 +10,10 @@ step; constant noise: one). Also times POT's log-domain Sinkhorn on the same den
 
 Usage: python benchmarks/bench_diffmap.py [--repeats 3] [--chains 1000] [--steps 50]
        python benchmarks/bench_diffmap.py --sweep      # the eps sweep table of docs/diffmap.md
+       python benchmarks/bench_diffmap.py --arc-beta [--seeds 8]
+           # the variable-bandwidth table of the arc example (docs/diffmap.md): angular tail
+           # fractions, std and W1(theta) for beta = 0 / -0.2 / -0.35 / -0.5 / -0.7, mean and
+           # standard error over training seeds, and the paired differences against beta = 0
 """
 
 import argparse
@@ -81,16 +85,89 @@ def sweep(args):
                   + f"   {best:g} ({min(row):.4f})", flush=True)
 
 
+ARC_BETA_CASES = (
+    # (scheme, noise, output, beta)
+    ("split-step", "data-aware", "noisy", 0.0), ("split-step", "data-aware", "noisy", -0.2),
+    ("split-step", "data-aware", "noisy", -0.35), ("split-step", "data-aware", "noisy", -0.5),
+    ("split-step", "data-aware", "noisy", -0.7),
+    ("split-step", "data-aware", "mean", 0.0), ("split-step", "data-aware", "mean", -0.2),
+    ("split-step", "constant", "noisy", 0.0), ("split-step", "constant", "noisy", -0.2),
+    ("split-step", "constant", "noisy", -0.5),
+    ("split-step", "constant", "mean", 0.0), ("split-step", "constant", "mean", -0.2),
+    ("langevin", "constant", "mean", 0.0), ("langevin", "constant", "mean", -0.2),
+    ("langevin", "constant", "mean", -0.5),
+)
+
+
+def arc_theta_stats(Y, X, ref_theta):
+    """Angular statistics of samples Y (..., 2) of the arc example: tail fractions beyond 2,
+    2.5 and 3 true sd (0.6 rad), std and W1 against reference angles; the same tail fractions
+    of the training set X."""
+    from scipy.stats import wasserstein_distance
+
+    def theta(Z):
+        Z = np.asarray(Z).reshape(-1, 2)
+        return np.arctan2(Z[:, 1], Z[:, 0]) - np.pi / 4
+
+    th, td = theta(Y), theta(X)
+    out = {f"t{k}": float(np.mean(np.abs(th) > c)) for k, c in (("2", 1.2), ("2.5", 1.5),
+                                                                  ("3", 1.8))}
+    out.update(sd=float(th.std()), W1=float(wasserstein_distance(th, ref_theta)))
+    out.update({f"data_t{k}": float(np.mean(np.abs(td) > c))
+                for k, c in (("2", 1.2), ("2.5", 1.5), ("3", 1.8))})
+    return out
+
+
+def arc_beta(args, n_chains=300, n_steps=400, save_every=4, burn_in=40):
+    """Variable bandwidth on the arc example, over ``args.seeds`` training sets (M = 2000,
+    eps = 0.009, raw units); chains start from data points (seed 1000 + training seed)."""
+    ref = dm.noisy_arc(100_000, seed=12345)
+    ref_theta = np.arctan2(ref[:, 1], ref[:, 0]) - np.pi / 4
+    keys = ("t2", "t2.5", "t3", "sd", "W1")
+    print(f"arc example: {args.seeds} training seeds, {n_chains} chains x {n_steps} steps, "
+          f"every {save_every}th after {burn_in}; mean +- standard error over seeds; "
+          "d = paired difference against beta = 0 of the same sampler")
+    print("truth: t2 0.0455, t2.5 0.0124, t3 0.0027, sd 0.6")
+    results = {}
+    for scheme, noise, output, beta in ARC_BETA_CASES:
+        rows = []
+        for seed in range(args.seeds):
+            X = dm.noisy_arc(2000, seed=seed)
+            model = dm.DiffusionMap(eps=0.009, beta=beta, standardize=False, seed=seed).fit(X)
+            s = model.with_options(scheme=scheme, noise=noise, output=output)
+            Y = s.generate(n_steps, n_members=n_chains, save_every=save_every,
+                           burn_in=burn_in, seed=1000 + seed, as_array=True)
+            rows.append(arc_theta_stats(Y, X, ref_theta))
+        A = {k: np.array([r[k] for r in rows]) for k in rows[0]}
+        results[scheme, noise, output, beta] = A
+        se = lambda v: v.std(ddof=1) / np.sqrt(len(v)) if len(v) > 1 else float("nan")  # noqa
+        line = "  ".join(f"{k} {A[k].mean():.4f}+-{se(A[k]):.4f}" for k in keys)
+        base = results.get((scheme, noise, output, 0.0))
+        if beta != 0.0 and base is not None:
+            line += "  |  " + "  ".join(f"d{k} {(A[k] - base[k]).mean():+.4f}+-"
+                                        f"{se(A[k] - base[k]):.4f}" for k in keys)
+        print(f"{scheme:10s} {noise:10s} {output:5s} beta={beta:5.2f}: {line}", flush=True)
+    A = results[ARC_BETA_CASES[0][:3] + (0.0,)]
+    print("training sets: " + "  ".join(f"{k} {A['data_' + k].mean():.4f}"
+                                        for k in ("t2", "t2.5", "t3")))
+
+
 def main():
     ap = argparse.ArgumentParser()
     ap.add_argument("--repeats", type=int, default=3)
     ap.add_argument("--chains", type=int, default=1000)
     ap.add_argument("--steps", type=int, default=50)
     ap.add_argument("--sweep", action="store_true")
-    ap.add_argument("--seeds", type=int, default=2)
+    ap.add_argument("--seeds", type=int, default=None,
+                    help="training seeds (default 2 for --sweep, 8 for --arc-beta)")
+    ap.add_argument("--arc-beta", action="store_true")
     args = ap.parse_args()
     t0 = time.perf_counter()
-    if args.sweep:
+    if args.arc_beta:
+        args.seeds = 8 if args.seeds is None else args.seeds
+        arc_beta(args)
+    elif args.sweep:
+        args.seeds = 2 if args.seeds is None else args.seeds
         sweep(args)
     else:
         bench(args)
