@@ -435,11 +435,12 @@ def test_bad_generate_arguments():
 # fast paths == reference loop
 # ---------------------------------------------------------------------------------------------
 @pytest.mark.filterwarnings("ignore:.*blow-up reset")
-@pytest.mark.parametrize("n_members", [1, 5, 37])
+@pytest.mark.parametrize("n_members", [1, 5, 37, 600])
 def test_numba_mlp_kernel_equals_torch_reference(n_members):
-    """Same noise -> same trajectory: the numba MLP kernel (BLAS blocks of 32 and row-wise dot
-    products for small blocks, unit maps folded into the weights) against the torch network
-    called once per step, float64, 300 steps."""
+    """Same noise -> same trajectory: the numba MLP kernel (BLAS products on blocks of >= 8
+    members, up to 256 with several blocks per thread at 600 members, row-wise dot products for
+    small blocks, unit maps folded into the weights) against the torch network called once per
+    step, float64, 300 steps."""
     m = tiny_model()
     kw = dict(n_members=n_members, seed=3, save_every=3, progress=False)
     a = m.generate(300, 0.02, backend="numba", **kw)
@@ -449,11 +450,12 @@ def test_numba_mlp_kernel_equals_torch_reference(n_members):
 
 
 @pytest.mark.filterwarnings("ignore:.*blow-up reset")
-def test_numba_mlp_kernel_equals_torch_reference_d20():
-    """d = 20: the update products s Phi^T and eta Sigma^T are BLAS calls for the full block of
-    32 members and loops for the last 5."""
+@pytest.mark.parametrize("n_members", [5, 37])
+def test_numba_mlp_kernel_equals_torch_reference_d20(n_members):
+    """d = 20: the update products s Phi^T and eta Sigma^T are BLAS calls for blocks of >= 8
+    members (37: two blocks of 19 and 18) and loops below (5)."""
     m = tiny_model(d=20, seed=1)
-    kw = dict(n_members=37, seed=3, save_every=5, progress=False)
+    kw = dict(n_members=n_members, seed=3, save_every=5, progress=False)
     a = m.generate(100, 0.01, backend="numba", **kw)
     b = m.generate(100, 0.01, backend="numpy", **kw)
     np.testing.assert_allclose(a.values, b.values, rtol=1e-9, atol=1e-10)

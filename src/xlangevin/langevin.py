@@ -70,6 +70,11 @@ __all__ = ["EffectiveLangevin", "LangevinModel", "BlowUpError", "CDOT_ESTIMATORS
 CDOT_ESTIMATORS = ("lagged", "logm", "finite_volume")
 BACKENDS = ("auto", "numba", "numpy")
 DEFAULT_BOUND = 10.0
+#: members per block of the numba MLP kernel: large blocks make the layer products efficient
+#: GEMMs (256 members: 1.3-1.9x the member-steps per second of 32, benchmarks/bench_generate.py);
+#: the kernel runs with OpenBLAS limited to one thread (threadpoolctl), so a large product never
+#: starts BLAS threads inside numba's
+MLP_BLOCK = 256
 
 
 class BlowUpError(FloatingPointError):
@@ -203,11 +208,8 @@ def _mlp_strategy(W, bias, dtype):
     from .backends import em_kernels
 
     p, ip = em_kernels.pack_mlp(W, bias, dtype)
-    # keep each BLAS call at or under OpenBLAS's single-thread size (m n k <= 2^18), so the
-    # library never starts its own threads inside numba's
-    block = max(1, min(32, (1 << 18) // max(w.shape[0] * w.shape[1] for w in W)))
     hidden = max([w.shape[0] for w in W[:-1]], default=1)
-    return em_kernels.mlp_drift, p, ip, 2 * hidden, block
+    return em_kernels.mlp_drift, p, ip, 2 * hidden, MLP_BLOCK
 
 
 def _joint_mlp(score_layers, current_layers, Phi):
@@ -605,19 +607,26 @@ class _NumbaStepper:
         self.SigT = np.ascontiguousarray(Sig.T)
         self.n_threads = _n_threads()
         self._pool = None
+        self._blas = None
 
     def __call__(self, x, noise, dt, bound, mode, samples, pool, resets, frozen, out, g0,
                  save_every):
+        from threadpoolctl import threadpool_limits
+
         from .backends import em_kernels
 
+        if self._blas is None:      # one-thread OpenBLAS until close() (generate's finally)
+            self._blas = threadpool_limits(1, user_api="blas")
         T = x.dtype.type
         m = x.shape[0]
-        n_blocks = -(-m // self.block)
+        # at least one block per thread where the members allow
+        block = max(1, min(self.block, max(8, -(-m // self.n_threads))))
+        n_blocks = -(-m // block)
         k = min(self.n_threads, n_blocks)
         edges = np.linspace(0, n_blocks, k + 1).astype(np.int64)
 
         def run(i):
-            em_kernels.em_blocks(self.drift, self.p, self.ip, self.scratch, self.block,
+            em_kernels.em_blocks(self.drift, self.p, self.ip, self.scratch, block,
                                  edges[i], edges[i + 1], x, self.PhiT, self.SigT, noise, T(dt),
                                  T(math.sqrt(2.0 * dt)), T(bound), mode, samples, pool, resets,
                                  frozen, out, g0, save_every)
@@ -633,6 +642,9 @@ class _NumbaStepper:
         if self._pool is not None:
             self._pool.shutdown()
             self._pool = None
+        if self._blas is not None:
+            self._blas.restore_original_limits()
+            self._blas = None
 
 
 class _ReferenceStepper:

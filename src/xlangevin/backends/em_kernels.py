@@ -23,8 +23,8 @@ every network shape) and ``scratch`` a per-block work buffer. Two strategies are
   affine unit maps and the ``-1/sigma`` factor folded into the first and last layers; the layer
   products are BLAS calls on blocks of >= 8 members (row-wise dot products below, and for
   outputs narrower than 16), the swish uses a vectorizable exp (:func:`exp64`, :func:`exp32`:
-  exact to 3e-16 / 3e-7 relative). The caller keeps ``block * n_in * n_out <= 2^18`` so that
-  OpenBLAS never starts threads of its own inside the kernel's threads.
+  exact to 3e-16 / 3e-7 relative). The caller limits OpenBLAS to one thread while the kernel
+  runs (threadpoolctl), so that BLAS never starts threads of its own inside the kernel's.
 * :func:`row_drift` ``(f)`` — a user's numba-jitted ``f(x_row, out_row)`` score in physical units,
   wrapped with the unit maps.
 
