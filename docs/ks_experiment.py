@@ -15,8 +15,12 @@ A plain script (``python docs/ks_experiment.py --quick --out ks_output``); ``mai
 4. mobility ``Phi = Cdot(0) V^{-1}`` with ``xlangevin.EffectiveLangevin`` on the whole record:
    (a) the finite-volume estimator with the global exit-rate correction (the paper's choice for
    KS; ``--p-min`` sets the cells), (b) the library's default (lagged finite difference
-   extrapolated over lags 1-3). Both are reported; the ensemble is generated with (a) (and with
-   (b) when ``--default-ensemble`` is given).
+   extrapolated over lags 1-3). Both are reported. (c) With ``--current-velocity`` (default):
+   the drift ``Phi_S s(x) + v(x)`` with the current velocity ``v`` learned from central
+   differences (``current_velocity=True``, shift augmentation, docs/current_velocity.md) and
+   ``Phi_S`` from the increments at ``--current-cdot-lag`` samples (default 2). The ensemble is
+   generated with (c) (with (a) when ``--no-current-velocity``); ``--fv-ensemble`` also generates
+   one with (a) and ``--default-ensemble`` one with (b), for comparison.
 5. ensemble: ``LangevinModel.generate`` (Euler-Maruyama, members started from data states).
 6. statistics, averaged over the 32 grid points (legitimate by translation invariance): the
    univariate PDF of ``u`` pooled over the grid and its KL(data || model), the bivariate PDFs of
@@ -31,7 +35,7 @@ A plain script (``python docs/ks_experiment.py --quick --out ks_output``); ``mai
    ``results.json`` and a printed table.
 
 Sizes: ``--quick`` (2-core CPU, ~2-3 minutes: a small U-Net trained for 640 steps),
-``--medium`` (CPU, ~18 minutes: the same network, 6000 steps) and the default full size,
+``--medium`` (CPU, ~25 minutes: the same network, 6000 steps) and the default full size,
 meant for a GPU (the paper's ~2x10^4 optimizer steps of 512 with the 16-channel U-Net; about 4
 minutes of training on an H100 by the timings of docs/dsm.md -- not run yet).
 Every size can be overridden (``--epochs``, ``--base-channels``, ``--members``, ...).
@@ -80,6 +84,11 @@ BASE = {
     "bins_2d": 40,
     "hovmoller_time": 200.0,
     "default_ensemble": True,    # also generate with the default (lagged) estimator's model
+    "current_velocity": True,    # ensemble model: Phi_S s(x) + v(x) (docs/current_velocity.md)
+    "current_cdot_lag": 2,       # its Phi_S from the increments over this many samples
+    "current_clusters": 4000,    # cells of the current-velocity estimate (r2 0.42 / 0.90 /
+                                 # 0.94 with 300 / 2000 / 4000 at quick size, docs/ks.md)
+    "fv_ensemble": True,         # also generate with the finite-volume (constant Phi) model
     "device": None,              # None: cuda when available
     "threads": None,             # torch CPU threads (None: 1 on the CPU)
     "seed": 0,
@@ -95,9 +104,10 @@ SIZES = {
     "quick": {"base_channels": 8, "norm": "none", "symmetrize": False, "epochs": 32,
               "batch_size": 256, "samples_per_epoch": 5120, "learning_rate": 2e-3,
               "stein_draws": 8, "dt": 0.01, "members": 64, "member_time": 80.0,
-              "burn_in_time": 5.0, "default_ensemble": False, "hovmoller_time": 80.0},
-    # ~18 minutes on the same CPU: the quick network trained for 6000 steps of 256 (~11 min),
-    # symmetrized, 32 members of 200 time units (~4.5 min)
+              "burn_in_time": 5.0, "default_ensemble": False, "hovmoller_time": 80.0,
+              "fv_ensemble": False},
+    # ~25 minutes on the same CPU: the quick network trained for 6000 steps of 256 (~11 min),
+    # symmetrized, 32 members of 200 time units with each of two models (~5 min each)
     "medium": {"base_channels": 8, "norm": "none", "epochs": 150, "batch_size": 256,
                "samples_per_epoch": 10240, "learning_rate": 2e-3, "dt": 0.01, "members": 32,
                "member_time": 200.0, "default_ensemble": False},
@@ -118,7 +128,7 @@ def build_config(argv=None) -> dict:
     size.add_argument("--quick", action="store_const", const="quick", dest="size",
                       help="reduced size for a 2-core CPU (~2-3 minutes)")
     size.add_argument("--medium", action="store_const", const="medium", dest="size",
-                      help="CPU-feasible medium size (~18 minutes on 2 cores)")
+                      help="CPU-feasible medium size (~25 minutes on 2 cores)")
     size.add_argument("--full", action="store_const", const="full", dest="size",
                       help="paper size (default; meant for a GPU)")
     p.add_argument("--out", default="ks_output", help="output folder (default: ks_output)")
@@ -130,7 +140,7 @@ def build_config(argv=None) -> dict:
     p.add_argument("--no-cli-check", dest="cli_check", action="store_false", default=None,
                    help="skip the `python -m xlangevin generate` check of model.nc")
     ints = ["simulate", "base_channels", "epochs", "batch_size", "samples_per_epoch",
-            "stein_draws", "members", "bins", "bins_2d"]
+            "stein_draws", "members", "bins", "bins_2d", "current_cdot_lag", "current_clusters"]
     floats = ["holdout", "sigma", "learning_rate", "p_min", "dt", "member_time",
               "burn_in_time", "bound", "max_lag", "hovmoller_time"]
     helps = {
@@ -147,6 +157,9 @@ def build_config(argv=None) -> dict:
         "member_time": "time units saved per member", "burn_in_time": "burn-in time units",
         "bound": "blow-up bound in standard deviations", "max_lag": "ACF range (time units)",
         "hovmoller_time": "time units shown in the Hovmoller panels",
+        "current_cdot_lag": "lag (samples) of the increments that give Phi_S of the "
+                            "current-velocity model (default 2)",
+        "current_clusters": "cells of the current-velocity estimate (default 4000)",
     }
     for name in ints:
         p.add_argument("--" + name.replace("_", "-"), type=int, help=helps.get(name))
@@ -165,6 +178,13 @@ def build_config(argv=None) -> dict:
     p.add_argument("--default-ensemble", dest="default_ensemble", action="store_true",
                    default=None, help="also generate with the default estimator's model")
     p.add_argument("--no-default-ensemble", dest="default_ensemble", action="store_false")
+    p.add_argument("--current-velocity", dest="current_velocity", action="store_true",
+                   default=None, help="ensemble model with the current velocity (default)")
+    p.add_argument("--no-current-velocity", dest="current_velocity", action="store_false",
+                   help="ensemble model = the finite-volume constant-Phi model (the paper's)")
+    p.add_argument("--fv-ensemble", dest="fv_ensemble", action="store_true", default=None,
+                   help="also generate with the finite-volume model (default except --quick)")
+    p.add_argument("--no-fv-ensemble", dest="fv_ensemble", action="store_false")
     args = p.parse_args(argv)
     cfg = dict(BASE)
     cfg.update(SIZES[args.size or "full"])
@@ -352,6 +372,9 @@ def make_figure(data_u, sim, arrays, model, V_held, cfg, path):
     ax.axhline(0, color="0.7", lw=0.8)
     ax.plot(arrays["lag"], arrays["acf_data"], "k-", lw=1.6, label="data")
     ax.plot(arrays["lag"], arrays["acf_model"], "--", color="tab:red", lw=1.6, label="model")
+    if "acf_fv" in arrays:
+        ax.plot(arrays["lag"], arrays["acf_fv"], ":", color="tab:blue", lw=1.4,
+                label="constant Phi (FV)")
     ax.set_title(f"averaged ACF\nRMSE {arrays['stats']['acf_rmse_averaged']:.3g}")
     ax.set_xlabel("lag (time units)")
     ax.set_xlim(0, arrays["lag"][-1])
@@ -380,7 +403,9 @@ def make_figure(data_u, sim, arrays, model, V_held, cfg, path):
         ax.set_xticks([0, 8, 16, 24, 31])
         ax.set_yticks([0, 8, 16, 24, 31])
         bot.colorbar(im, ax=ax, shrink=0.7)
-    fig.suptitle(f"Kuramoto-Sivashinsky effective Langevin model ({cfg['size']} size; "
+    drift = ("ensemble: Phi_S s(x) + v(x), current velocity; matrices: "
+             if cfg["current_velocity"] else "")
+    fig.suptitle(f"Kuramoto-Sivashinsky effective Langevin model ({cfg['size']} size; {drift}"
                  f"{model.cdot_estimator} Cdot, correction {cfg['correction']})")
     save_figure(fig, path, dpi=int(cfg.get("dpi", 80)))
     return fig
@@ -509,6 +534,20 @@ def run(config: dict) -> dict:
         default = xlangevin.EffectiveLangevin(seed=int(cfg["seed"]), progress=False).fit(u, score)
         caught = sorted({f"{type(x.message).__name__}: {str(x.message)[:160]}" for x in w})
     timings["mobility_s"] = time.perf_counter() - t0
+    main_model, current = fv, None
+    if cfg["current_velocity"]:
+        t0 = time.perf_counter()
+        with torch_threads(threads), warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            current = xlangevin.EffectiveLangevin(
+                cdot="lagged", lags=(int(cfg["current_cdot_lag"]),), order=0,
+                current_velocity=True,
+                current_options={"shift_augmentation": True,
+                                 "n_clusters": int(cfg["current_clusters"]),
+                                 "progress": cfg["progress"]},
+                seed=int(cfg["seed"]), progress=False).fit(u, score)
+        main_model = current
+        timings["current_velocity_s"] = time.perf_counter() - t0
 
     # 5. ensemble ------------------------------------------------------------------------------
     dt_data = float(u.time[1] - u.time[0])
@@ -521,7 +560,7 @@ def run(config: dict) -> dict:
     t0 = time.perf_counter()
     with torch_threads(threads), warnings.catch_warnings():
         warnings.simplefilter("ignore")
-        sim = fv.generate(seed=int(cfg["seed"]) + 1, **gen)
+        sim = main_model.generate(seed=int(cfg["seed"]) + 1, **gen)
     sim = sim.load()
     timings["generate_s"] = time.perf_counter() - t0
 
@@ -539,12 +578,24 @@ def run(config: dict) -> dict:
         default_stats, _ = ensemble_statistics(u, sim_d, cfg)
         for key in ("acf_data", "acf_model"):
             default_stats.pop(key)
-    timings["statistics_s"] = time.perf_counter() - t0 - timings.get("generate_default_s", 0)
+    fv_stats = None
+    if current is not None and cfg["fv_ensemble"]:
+        t1 = time.perf_counter()
+        with torch_threads(threads), warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            sim_fv = fv.generate(seed=int(cfg["seed"]) + 1, **gen).load()
+        timings["generate_fv_s"] = time.perf_counter() - t1
+        fv_stats, fv_arrays = ensemble_statistics(u, sim_fv, cfg)
+        arrays["acf_fv"] = fv_arrays["acf_model"]
+        for key in ("acf_data", "acf_model"):
+            fv_stats.pop(key)
+    timings["statistics_s"] = time.perf_counter() - t0 - timings.get("generate_default_s", 0) \
+        - timings.get("generate_fv_s", 0)
 
     # 7. outputs -------------------------------------------------------------------------------
     t0 = time.perf_counter()
     model_path = out / "model.nc"
-    fv.to_netcdf(model_path)
+    main_model.to_netcdf(model_path)
     score.to_netcdf(out / "score.nc")
     make_figure(u, sim, arrays, fv, V_held, cfg, out / "ks_experiment.png")
     plot.matrices({"Phi": fv.Phi, "Phi_S": fv.Phi_S, "Phi_A": fv.Phi_A, "Sigma": fv.Sigma,
@@ -581,8 +632,12 @@ def run(config: dict) -> dict:
         },
         "finite_volume": _model_summary(fv),
         "default": _model_summary(default),
+        "current_velocity": None if current is None else {
+            **_model_summary(current), **current.current.diagnostics},
+        "ensemble_model": "current_velocity" if current is not None else "finite_volume",
         "ensemble": {k: v for k, v in stats.items()},
         "ensemble_default": default_stats,
+        "ensemble_finite_volume": fv_stats,
         "generation": {"dt": cfg["dt"], "save_every": save_every, "members": int(cfg["members"]),
                        "member_time": cfg["member_time"], "burn_in_steps": burn,
                        "steps_per_s": (burn + n_steps) / max(timings["generate_s"], 1e-9)},
@@ -657,6 +712,17 @@ def print_table(results, file=None):
         rows.append(("default model: PDF KL / ACF RMSE / std",
                      f"{ed['pdf_kl_averaged']:.4f} / {ed['acf_rmse_averaged']:.4f} / "
                      f"{ed['std_model']:.3f}"))
+    if results.get("current_velocity"):
+        cv = results["current_velocity"]
+        rows.insert(rows.index(next(r for r in rows if r[0].startswith("averaged PDF KL"))),
+                    ("ensemble model: Phi_S s + v; v cells, r2", f"{cv['n_cells']}, "
+                     f"{cv['r2']:.3f} (Phi_S~ eig max {cv['phi_s_eig_max']:.3g}, lag "
+                     f"{results['config']['current_cdot_lag']})"))
+    if results.get("ensemble_finite_volume"):
+        ef = results["ensemble_finite_volume"]
+        rows.append(("FV constant-Phi model: PDF KL / ACF RMSE / std",
+                     f"{ef['pdf_kl_averaged']:.4f} / {ef['acf_rmse_averaged']:.4f} / "
+                     f"{ef['std_model']:.3f}"))
     if results.get("cli_check"):
         c = results["cli_check"]
         rows.append(("python -m xlangevin generate model.nc",

@@ -3,7 +3,8 @@
 The slow test runs the script's ``--quick`` size end to end (~3 minutes on a shared 2-core CPU)
 and checks the files it writes and its numbers. The quick size trains a small U-Net for 640
 steps, far from the paper's ~2x10^4, so its numbers do NOT meet the issue's acceptance targets
-(docs/ks.md has the measured values of every size); the tolerances below are about 1.5-2x the
+(docs/ks.md has the measured values of every size; the ensemble's ACF target is met already at
+this size by the current-velocity model); the tolerances below are about 1.5-2x the
 measured quick values (seed 0, CPU, bitwise reproducible under the seed on one machine), so
 that they catch a broken pipeline (blow-ups, wrong units, a score blind to a direction, an
 ensemble off the attractor) rather than small numerical differences between machines.
@@ -108,12 +109,19 @@ def test_quick_run(ks_experiment, tmp_path, capsys):
     assert de["cdot_estimator"] == "lagged"
     assert de["phi_s_eig_max"] < 0.1 and de["n_clipped"] >= 10
 
-    # the ensemble: measured PDF KL 0.043, ACF RMSE 0.157, std 1.525 (data 1.455)
+    # the ensemble model: Phi_S (increments over 2 samples) s + v, the current velocity from
+    # 4543 cells of the shift-augmented central differences; measured r2 0.944, Phi_A = 0
+    cv = r["current_velocity"]
+    assert r["ensemble_model"] == "current_velocity"
+    assert cv["r2"] > 0.85 and cv["shift_augmentation"] and cv["phi_a_frobenius"] == 0.0
+    # its ensemble: measured PDF KL 0.0215, ACF RMSE 0.047, std 1.432 (data 1.455), bivariate
+    # KL 0.117 / 0.087 / 0.065 (the constant-Phi FV model at this size: KL 0.043, ACF RMSE
+    # 0.157, std 1.525)
     en = r["ensemble"]
     assert en["resets"] == 0
-    assert abs(en["std_model"] / en["std_data"] - 1) < 0.15
-    assert en["pdf_kl_averaged"] < 0.1
-    assert en["acf_rmse_averaged"] < 0.25
-    assert max(en["kl_2d_averaged"].values()) < 0.35
+    assert abs(en["std_model"] / en["std_data"] - 1) < 0.1
+    assert en["pdf_kl_averaged"] < 0.045
+    assert en["acf_rmse_averaged"] < 0.1
+    assert max(en["kl_2d_averaged"].values()) < 0.25
     assert set(r["targets"]) == {"max_abs_V_plus_I", "phi_a_over_phi_s_frobenius",
                                  "pdf_kl_averaged", "acf_rmse_averaged"}
