@@ -91,10 +91,15 @@ def test_ring_current_velocity_recovered(ring, ring_models):
     density; the cell means carry a standard error ~ sqrt(D K / T) = sqrt(300 / 8000) ~ 0.2 per
     cell against |v| ~ 2, which the network smooths; measured 5.5 %), and Phi_S = I within 10 %
     (measured 2 %). The model is symmetric (Phi = Phi_S) and says how it was fitted."""
-    m, _ = ring_models
+    m, constant = ring_models
     X = ring.values.reshape(-1, 2)
-    Xs = m.space.to_standard(X)
-    v = m.current(Xs) * m.space.scale
+    v = m.current_velocity(X)
+    np.testing.assert_allclose(v, m.current(m.space.to_standard(X)) * m.space.scale)
+    on_data = m.current_velocity(ring.isel(member=slice(0, 3)))    # xarray in, xarray out
+    assert on_data.dims == ring.dims and on_data.attrs["long_name"].startswith("current")
+    np.testing.assert_allclose(on_data.values.reshape(-1, 2), v[:3 * ring.sizes["time"]])
+    with pytest.raises(ValueError, match="no current velocity"):
+        constant.current_velocity(X[:3])
     truth = OMEGA * X @ J.T
     err = np.linalg.norm(v - truth) / np.linalg.norm(truth)
     print(f"ring: relative L2 error of v {err:.3f}; Phi_S {np.round(m.Phi_S.values, 3)}; "

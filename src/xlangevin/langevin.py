@@ -848,16 +848,29 @@ class LangevinModel:
     def drift(self, x):
         """Drift ``Phi s(x)`` (``+ v(x)`` with a current velocity) in physical units at ``x``:
         ndarray (n, d) or (d,), or xarray shaped like the fitted data (same type back)."""
+        name = "drift Phi s(x)" + (" + v(x)" if self.current is not None else "")
+        return self._vector_field(x, self._drift_std, name)
+
+    def current_velocity(self, x):
+        """The current velocity ``v(x) = j / p`` in physical units (per time unit of the data)
+        at ``x``, shaped like ``x`` (see :meth:`drift`); only for models fitted with
+        ``current_velocity=True``."""
+        if self.current is None:
+            raise ValueError("this model has no current velocity: fit it with "
+                             "current_velocity=True (its non-reversible drift is Phi_A s(x))")
+        return self._vector_field(x, self.current, "current velocity v(x) = j(x) / p(x)")
+
+    def _vector_field(self, x, field_std, name):
+        """``S field_std(x~)`` (a vector field in physical units) at physical states ``x``."""
         sp = self.space
         if isinstance(x, (xr.DataArray, xr.Dataset)):
             Xs = np.asarray(sp.transform(x), dtype=np.float64)
-            f = self._drift_std(Xs) * sp.scale
+            f = field_std(Xs) * sp.scale
             lead = [dname for dname in sp._lead if dname in x.dims]
             shape = tuple(x.sizes[dname] for dname in lead)
             coords = {dname: x[dname] for dname in lead if dname in x.coords}
             out = sp.inverse_transform(f.reshape(shape + (self.dim,)), standardized=False,
                                        dims=lead, coords=coords, attrs={})
-            name = "drift Phi s(x)" + (" + v(x)" if self.current is not None else "")
             out.attrs = {"long_name": name} if isinstance(out, xr.DataArray) \
                 else {"description": name}
             return out
@@ -866,7 +879,7 @@ class LangevinModel:
         X = X[None, :] if single else X
         if X.ndim != 2 or X.shape[1] != self.dim:
             raise DataError(f"expected states of shape (n, {self.dim}), got {np.shape(x)}")
-        f = self._drift_std(sp.to_standard(X)) * sp.scale
+        f = field_std(sp.to_standard(X)) * sp.scale
         return f[0] if single else f
 
     def _drift_std(self, X):
