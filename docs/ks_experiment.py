@@ -707,22 +707,19 @@ def print_table(results, file=None):
         ("std data / model", f"{en['std_data']:.3f} / {en['std_model']:.3f}"),
         ("blow-up resets", f"{en['resets']}"),
     ]
-    if results.get("ensemble_default"):
-        ed = results["ensemble_default"]
-        rows.append(("default model: PDF KL / ACF RMSE / std",
-                     f"{ed['pdf_kl_averaged']:.4f} / {ed['acf_rmse_averaged']:.4f} / "
-                     f"{ed['std_model']:.3f}"))
+    for key, label in (("ensemble_default", "default model"),
+                       ("ensemble_finite_volume", "FV constant-Phi model")):
+        if results.get(key):
+            e = results[key]
+            rows.append((f"{label}: PDF KL / ACF RMSE / std",
+                         f"{e['pdf_kl_averaged']:.4f} / {e['acf_rmse_averaged']:.4f} / "
+                         f"{e['std_model']:.3f}"))
     if results.get("current_velocity"):
         cv = results["current_velocity"]
         rows.insert(rows.index(next(r for r in rows if r[0].startswith("averaged PDF KL"))),
                     ("ensemble model: Phi_S s + v; v cells, r2", f"{cv['n_cells']}, "
                      f"{cv['r2']:.3f} (Phi_S~ eig max {cv['phi_s_eig_max']:.3g}, lag "
                      f"{results['config']['current_cdot_lag']})"))
-    if results.get("ensemble_finite_volume"):
-        ef = results["ensemble_finite_volume"]
-        rows.append(("FV constant-Phi model: PDF KL / ACF RMSE / std",
-                     f"{ef['pdf_kl_averaged']:.4f} / {ef['acf_rmse_averaged']:.4f} / "
-                     f"{ef['std_model']:.3f}"))
     if results.get("cli_check"):
         c = results["cli_check"]
         rows.append(("python -m xlangevin generate model.nc",

@@ -29,6 +29,7 @@ data) out.
 
 from __future__ import annotations
 
+import contextlib
 import copy
 
 import numpy as np
@@ -80,7 +81,7 @@ class CurrentField:
 
     def tensor(self, t):
         """``v~`` of a CPU tensor (its dtype kept)."""
-        small = torch_threads(1) if t.shape[0] < 512 else torch_threads(torch.get_num_threads())
+        small = torch_threads(1) if t.shape[0] < 512 else contextlib.nullcontext()
         with torch.no_grad(), small:
             return self._net(t.dtype)(t)
 
@@ -159,7 +160,7 @@ class CurrentVelocity:
     def fit_arrays(self, X, bounds, dt: float, space: FeatureSpace | None = None) -> CurrentField:
         """Fit on standardized states ``X`` (n, d) in sequences ``bounds`` sampled every ``dt``;
         ``space`` (the data's FeatureSpace) is needed for ``shift_augmentation``."""
-        from .kgmm import fit_interpolator
+        from .kgmm import accumulate_cells, fit_interpolator
         from .partition import BisectingPartition
 
         validate_params(self.get_params(), self._table)
@@ -168,7 +169,7 @@ class CurrentVelocity:
             raise ValueError(f"hidden must be positive layer widths, got {self.hidden!r}")
         rng = np.random.default_rng(self.seed)
         mids, vels = central_differences(X, bounds, int(self.lag), float(dt))
-        n_pairs, d = mids.shape
+        n_pairs = mids.shape[0]
         if self.shift_augmentation:
             if space is None:
                 raise ValueError("shift_augmentation needs the data's FeatureSpace")
@@ -181,10 +182,8 @@ class CurrentVelocity:
         partition = BisectingPartition(n_clusters=n_clusters,
                                        seed=int(rng.integers(2**31))).fit(mids)
         labels = partition.assign(mids)
-        k = partition.n_cells
-        count = np.bincount(labels, minlength=k).astype(np.float64)
-        centres = np.stack([np.bincount(labels, mids[:, j], k) for j in range(d)], 1)
-        means = np.stack([np.bincount(labels, vels[:, j], k) for j in range(d)], 1)
+        count, means, centres, _ = accumulate_cells(labels, vels, mids, partition.n_cells)
+        count = count.astype(np.float64)
         ok = count > 0
         centres, means, count = centres[ok] / count[ok, None], means[ok] / count[ok, None], \
             count[ok]

@@ -484,6 +484,21 @@ class FeatureSpace:
             return da.rename(self.dataarray_name)
         return ds
 
+    def lead_layout(self, like):
+        """``(lead dims, their sizes, their coords)`` of an xarray input ``like``: the sample
+        layout (member, sample dim) that results evaluated at ``like`` keep."""
+        lead = [d for d in self._lead if d in like.dims]
+        return (lead, tuple(like.sizes[d] for d in lead),
+                {d: like[d] for d in lead if d in like.coords})
+
+    def states_like(self, values, like, attrs=None):
+        """Physical (n, d) vectors evaluated at the states of ``like`` -> xarray in the data's
+        structure with ``like``'s sample dims and coordinates."""
+        lead, shape, coords = self.lead_layout(like)
+        return self.inverse_transform(np.asarray(values).reshape(shape + (self.n_features,)),
+                                      standardized=False, dims=lead, coords=coords,
+                                      attrs=dict(attrs or {}))
+
     @staticmethod
     def match_input(out, like):
         """A one-variable Dataset result for a DataArray input -> that DataArray (a model fitted

@@ -696,13 +696,9 @@ class DiffusionMapSampler:
             return values[0]
         if tag == "array":
             return values
-        lead = [d for d in self.space._lead if d in like.dims]
-        shape = tuple(like.sizes[d] for d in lead)
-        coords = {d: like[d] for d in lead if d in like.coords}
+        lead, shape, coords = self.space.lead_layout(like)
         if kind == "state":
-            out = self.space.inverse_transform(values.reshape(shape + (self.dim,)),
-                                               standardized=False, dims=lead, coords=coords,
-                                               attrs={"description": name})
+            out = self.space.states_like(values, like, {"description": name})
             return self.space.match_input(out, like)
         coords.update(self.space.feature_coords("feature_i"))
         coords.update(self.space.feature_coords("feature_j"))

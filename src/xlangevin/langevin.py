@@ -866,12 +866,7 @@ class LangevinModel:
         sp = self.space
         if isinstance(x, (xr.DataArray, xr.Dataset)):
             Xs = np.asarray(sp.transform(x), dtype=np.float64)
-            f = field_std(Xs) * sp.scale
-            lead = [dname for dname in sp._lead if dname in x.dims]
-            shape = tuple(x.sizes[dname] for dname in lead)
-            coords = {dname: x[dname] for dname in lead if dname in x.coords}
-            out = sp.inverse_transform(f.reshape(shape + (self.dim,)), standardized=False,
-                                       dims=lead, coords=coords, attrs={})
+            out = sp.match_input(sp.states_like(field_std(Xs) * sp.scale, x), x)
             out.attrs = {"long_name": name} if isinstance(out, xr.DataArray) \
                 else {"description": name}
             return out

@@ -158,13 +158,9 @@ class ScoreModel:
         return values[0] if single else values
 
     def _to_xarray(self, like, values, kind):
-        lead = [d for d in self.space._lead if d in like.dims]
-        shape = tuple(like.sizes[d] for d in lead)
-        coords = {d: like[d] for d in lead if d in like.coords}
+        lead, shape, coords = self.space.lead_layout(like)
         if kind == "state":
-            out = self.space.inverse_transform(values.reshape(shape + (self.dim,)),
-                                               standardized=False, dims=lead, coords=coords,
-                                               attrs={})
+            out = self.space.states_like(values, like)
             name = "score"
             if isinstance(out, xr.DataArray):
                 out = out.rename(f"score_{like.name}" if like.name else name)
