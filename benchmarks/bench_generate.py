@@ -15,8 +15,9 @@ members, against
 * ``xlangevin numba``: ``generate(backend="numba")``, the threaded kernel (MLP weights inside the
   kernel, or a numba-jitted analytic score).
 
-Medians of repeated runs, each sized to take ~``--seconds``; the compile/warm-up call is not
-timed. ``pip install torchsde`` (benchmarks only). Run: ``python benchmarks/bench_generate.py``
+Medians of repeated runs, each sized to take ~``--seconds``, interleaved (one run of every
+competitor per round; the ratio to torchsde is the median of the per-round ratios, so a drift in
+the speed of a shared machine cancels); the compile/warm-up call is not timed. ``pip install torchsde`` (benchmarks only). Run: ``python benchmarks/bench_generate.py``
 (about 3-5 minutes on 2 cores; ``--quick`` for a smaller sweep).
 """
 
@@ -151,9 +152,9 @@ def torchsde_runner(net, Phi, Sig, m, dtype, analytic, noise_type="general"):
     return run
 
 
-def measure(run, m, seconds, repeats):
-    """Median member-steps per second over ``repeats`` runs of ~``seconds`` each."""
-    run(2)                                       # compile / warm up
+def calibrate(run, seconds):
+    """Steps for one timed run of ~``seconds`` (after a compile / warm-up call)."""
+    run(2)
     n = 4
     while True:
         t = time.perf_counter()
@@ -162,13 +163,21 @@ def measure(run, m, seconds, repeats):
         if el > 0.05 or n > 10**7:
             break
         n *= 4
-    n = max(2, int(n * seconds / max(el, 1e-9)))
-    rates = []
+    return max(2, int(n * seconds / max(el, 1e-9)))
+
+
+def measure(runs, m, seconds, repeats):
+    """Member-steps per second of each competitor in ``runs`` (name -> run(n_steps)): the runs
+    are interleaved, one of each per round, so that a drift in the machine's speed (a shared
+    VM) hits every competitor alike. Returns ``{name: [rate per round]}``."""
+    steps = {name: calibrate(run, seconds) for name, run in runs.items()}
+    rates = {name: [] for name in runs}
     for _ in range(repeats):
-        t = time.perf_counter()
-        run(n)
-        rates.append(m * n / (time.perf_counter() - t))
-    return float(np.median(rates)), n
+        for name, run in runs.items():
+            t = time.perf_counter()
+            run(steps[name])
+            rates[name].append(m * steps[name] / (time.perf_counter() - t))
+    return rates
 
 
 def main(argv=None):
@@ -200,7 +209,6 @@ def main(argv=None):
             model, Phi, Sig, net = setup(d, kind)
             dt_np = np.dtype(dtype)
             for m in members:
-                res = {}
                 plain = numpy_loop(Phi, Sig, m, dt_np) if kind == "analytic" else \
                     torch_loop(net, Phi, Sig, m, dt_np, False)
                 comps = {"numba": xl_runner(model, m, "numba", dtype),
@@ -213,10 +221,12 @@ def main(argv=None):
                                                                   kind == "analytic", nt)
                 with warnings.catch_warnings():
                     warnings.simplefilter("ignore")
-                    for name, run in comps.items():
-                        res[name] = measure(run, m, args.seconds, repeats)[0]
-                if have_sde:
-                    res["torchsde"] = max(res["torchsde general"], res["torchsde additive"])
+                    rates = measure(comps, m, args.seconds, repeats)
+                res = {name: float(np.median(r)) for name, r in rates.items()}
+                if have_sde:     # per round the faster torchsde; ratios paired by round
+                    sde = np.maximum(rates["torchsde general"], rates["torchsde additive"])
+                    res["torchsde"] = float(np.median(sde))
+                    res["numba / torchsde"] = float(np.median(np.asarray(rates["numba"]) / sde))
                 row = {"drift": kind, "dtype": dtype, "d": d, "members": m, **res}
                 rows.append(row)
                 print(_line(row), flush=True)
@@ -236,7 +246,9 @@ def _fmt(v):
 def _line(row):
     return (f"{row['drift']:8s} {row['dtype']:7s} d={row['d']:<3d} m={row['members']:<6d} "
             + "  ".join(f"{k}: {_fmt(v)}" for k, v in row.items()
-                        if k not in ("drift", "dtype", "d", "members")))
+                        if k not in ("drift", "dtype", "d", "members", "numba / torchsde"))
+            + (f"  numba / torchsde: {row['numba / torchsde']:.2f}x"
+               if "numba / torchsde" in row else ""))
 
 
 def _table(rows):
@@ -248,7 +260,7 @@ def _table(rows):
         out.append(f"| {r['drift']} | {r['dtype']} | {r['d']} | {r['members']} | "
                    f"{_fmt(r['numba'])} | {_fmt(r['xl numpy'])} | {_fmt(r['plain loop'])} | "
                    f"{_fmt(sde)} | "
-                   f"{(r['numba'] / sde) if sde else float('nan'):.1f}x | "
+                   f"{r.get('numba / torchsde', float('nan')):.1f}x | "
                    f"{r['numba'] / r['plain loop']:.1f}x |")
     return "\n".join(out)
 

@@ -212,20 +212,27 @@ def _mlp_strategy(W, bias, dtype):
     return em_kernels.mlp_drift, p, ip, 2 * hidden, MLP_BLOCK
 
 
+def _fold_mobility(layers, Phi):
+    """The MLP ``x -> Phi net(x)``: ``Phi`` multiplied into the output layer."""
+    W, bias = list(layers[0]), list(layers[1])
+    W[-1], bias[-1] = Phi @ W[-1], Phi @ bias[-1]
+    return W, bias
+
+
 def _joint_mlp(score_layers, current_layers, Phi):
     """One MLP computing ``Phi s(x) + v(x)`` from the score MLP and the current-velocity MLP
     (same depth): stacked first layers, block-diagonal hidden layers and a summed output layer
     (swish acts element-wise, so the two networks stay independent inside)."""
-    (Ws, bs), (Wv, bv) = score_layers, current_layers
+    (Ws, bs), (Wv, bv) = _fold_mobility(score_layers, Phi), current_layers
     W = [np.vstack([Ws[0], Wv[0]])]
     bias = [np.concatenate([bs[0], bv[0]])]
     for a, b in zip(Ws[1:-1], Wv[1:-1]):
         block = np.zeros((a.shape[0] + b.shape[0], a.shape[1] + b.shape[1]))
         block[:a.shape[0], :a.shape[1]], block[a.shape[0]:, a.shape[1]:] = a, b
         W.append(block)
-    W.append(np.hstack([Phi @ Ws[-1], Wv[-1]]))
+    W.append(np.hstack([Ws[-1], Wv[-1]]))
     bias += [np.concatenate([a, b]) for a, b in zip(bs[1:-1], bv[1:-1])]
-    bias.append(Phi @ bs[-1] + bv[-1])
+    bias.append(bs[-1] + bv[-1])
     return W, bias
 
 
@@ -604,7 +611,9 @@ class _NumbaStepper:
 
     def __init__(self, strategy, Phi, Sig):
         self.drift, self.p, self.ip, self.scratch, self.block = strategy
-        self.PhiT = np.ascontiguousarray(Phi.T)
+        # Phi None: the strategy returns the whole drift (an empty Phi^T tells the kernel)
+        self.PhiT = np.empty((0, Sig.shape[0]), Sig.dtype) if Phi is None else \
+            np.ascontiguousarray(Phi.T)
         self.SigT = np.ascontiguousarray(Sig.T)
         self.n_threads = _n_threads()
         self._pool = None
@@ -1016,11 +1025,9 @@ class LangevinModel:
         Phi = np.ascontiguousarray(self.Phi_std, dtype=dtype)
         Sig = np.ascontiguousarray(self.Sigma_std, dtype=dtype)
         if backend in ("auto", "numba"):
-            strategy = self._numba_strategy(adapter, dtype)
+            strategy, folded = self._numba_strategy(adapter, dtype)
             if strategy is not None:
-                if self.current is not None:    # Phi is folded into the joint network
-                    Phi = np.eye(self.dim, dtype=dtype)
-                return _NumbaStepper(strategy, Phi, Sig)
+                return _NumbaStepper(strategy, None if folded else Phi, Sig)
             if backend == "numba":
                 with_current = " (with a current velocity: an MLP ScoreModel of the same depth " \
                     "as the current's network)" if self.current is not None else ""
@@ -1032,13 +1039,18 @@ class LangevinModel:
                                  current=self.current)
 
     def _numba_strategy(self, adapter, dtype):
-        if self.current is None:
-            return adapter.strategy(dtype)
+        """``(strategy or None, folded)``: an MLP score (and current velocity) becomes one
+        network computing the whole drift ``Phi s(x) [+ v(x)]`` (``folded``); other numba
+        scores give ``s`` alone."""
         score_layers = adapter.mlp_layers() if isinstance(adapter, _ModelScore) else None
+        if self.current is None:
+            if score_layers is None:
+                return adapter.strategy(dtype), False
+            return _mlp_strategy(*_fold_mobility(score_layers, self.Phi_std), dtype), True
         current_layers = self.current.mlp_layers()
         if score_layers is None or len(score_layers[0]) != len(current_layers[0]):
-            return None
-        return _mlp_strategy(*_joint_mlp(score_layers, current_layers, self.Phi_std), dtype)
+            return None, False
+        return _mlp_strategy(*_joint_mlp(score_layers, current_layers, self.Phi_std), dtype), True
 
     def _initial_states(self, init, m, rng):
         d, sp = self.dim, self.space
