@@ -187,3 +187,35 @@ def test_mlp_swish_and_threads():
     with torch_threads(2):
         assert torch.get_num_threads() == 2
     assert torch.get_num_threads() == before
+
+
+def test_evaluation_batches_sized_from_the_network():
+    """A ScoreModel's default batch follows the network's activation size, read at evaluation
+    time: a symmetrized U-Net (8 shifted copies, ~0.2 MB a state) gets batches ~8x smaller
+    than the plain one, and both stay within the memory budget (a fixed 65536 states of the
+    symmetrized base-8 U-Net took >10 GB and an OOM kill). An explicit batch_size wins."""
+    import resource
+
+    from xlangevin.data import FeatureSpace
+    from xlangevin.score import NoiseToScore, ScoreModel
+
+    net = UNet1d(32, base_channels=8, norm="none")
+    import xarray as xr
+
+    space = FeatureSpace.fit(xr.DataArray(np.random.default_rng(0).standard_normal((64, 32)),
+                                          dims=("time", "x")), standardize=False)
+    model = ScoreModel(NoiseToScore(net, 0.1), space, 0.1, "dsm")
+    plain = model.batch_size
+    net.symmetrize = True
+    sym = model.batch_size
+    assert plain == 8 * sym
+    assert sym * 4 * net.floats_per_row <= ScoreModel.EVAL_MEMORY
+    assert ScoreModel(NoiseToScore(MLP(4), 0.1), space, 0.1, "kgmm").batch_size == 65536
+    assert ScoreModel(NoiseToScore(net, 0.1), space, 0.1, "dsm", batch_size=100).batch_size \
+        == 100
+    before = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+    X = np.random.default_rng(1).standard_normal((3 * sym + 5, 32))
+    S = model(X)
+    assert S.shape == X.shape and np.all(np.isfinite(S))
+    grown = (resource.getrusage(resource.RUSAGE_SELF).ru_maxrss - before) * 1024
+    assert grown < 4 * ScoreModel.EVAL_MEMORY

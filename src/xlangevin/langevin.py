@@ -150,9 +150,10 @@ class _ModelScore(_Score):
             self._fields[tdtype] = field.eval()
         return self._fields[tdtype], tdtype
 
-    def std(self, X, batch_size: int = 65536):
+    def std(self, X):
         X = np.asarray(X)
         out = np.empty(X.shape, dtype=X.dtype)
+        batch_size = self.model.batch_size
         for start in range(0, X.shape[0], batch_size):
             t = torch.from_numpy(np.ascontiguousarray(X[start:start + batch_size]))
             out[start:start + batch_size] = self.std_tensor(t).cpu().numpy()

@@ -63,6 +63,12 @@ class MLP(nn.Module):
     def config(self) -> dict:
         return {"type": "MLP", "dim": self.dim, "hidden": list(self.hidden)}
 
+    @property
+    def floats_per_row(self) -> int:
+        """Rough peak number of activation values per state in an inference pass (sizes the
+        evaluation batches of :class:`~xlangevin.ScoreModel`)."""
+        return 4 * (self.dim + sum(self.hidden))
+
 
 def circular_pad(x: torch.Tensor, left: int, right: int) -> torch.Tensor:
     """Pad the last axis periodically: ``[x[-left:], x, x[:right]]``, for any length (also
@@ -234,6 +240,20 @@ class UNet1d(nn.Module):
         back = (j[None, :] + k[:, None]) % d           # T_k^{-1} y: y[j + k]
         ys = torch.gather(ys, 2, back[:, None, :].expand(P, n, d))
         return ys.mean(0)
+
+    @property
+    def floats_per_row(self) -> int:
+        """Rough peak number of activation values per state in an inference pass: ~8 live
+        copies of every level's features (convolutions, swish, skips, concatenations), times
+        the number of shifted copies when symmetrized (measured: 160 KB a state for base 8,
+        d = 32, symmetrized; this gives 256 KB)."""
+        length, total = self.dim, 0
+        for m in self.channel_mults:
+            total += self.base_channels * m * length
+            length = -(-length // 2)
+        total += 2 * self.base_channels * self.channel_mults[-1] * length
+        copies = self.exact_shift if self.symmetrize and self.exact_shift > 1 else 1
+        return 8 * total * copies
 
     @property
     def config(self) -> dict:

@@ -45,6 +45,10 @@ class NoiseToScore(nn.Module):
     def forward(self, x):
         return -self.net(x) / self.sigma
 
+    @property
+    def floats_per_row(self) -> int:
+        return int(getattr(self.net, "floats_per_row", 0) or 0)
+
     def to_arrays(self):
         config, arrays = network_to_arrays(self.net)
         return {"sigma": self.sigma, "net": config}, arrays
@@ -71,12 +75,17 @@ class ScoreModel:
     method : name of the estimator ("kgmm", "gmm", "dsm", ...).
     cells : optional xr.Dataset of the per-cell estimates (KGMM).
     attrs : provenance (parameters, package version, data summary).
-    batch_size : number of states evaluated at once.
+    batch_size : number of states evaluated at once; default: as many as keep the network's
+        activations near ``EVAL_MEMORY`` bytes (a symmetrized U-Net needs ~0.2 MB a state, so
+        a fixed 65536 would take >10 GB), at most 65536.
     """
+
+    #: activation memory of one evaluation batch (bytes) when ``batch_size`` is not given
+    EVAL_MEMORY = 1 << 29
 
     def __init__(self, field: nn.Module, space: FeatureSpace, sigma: float, method: str,
                  cells: xr.Dataset | None = None, attrs: dict | None = None,
-                 batch_size: int = 65536):
+                 batch_size: int | None = None):
         self.field = field.eval()
         self.space = space
         self.sigma = float(sigma)
@@ -84,11 +93,24 @@ class ScoreModel:
         self.cells = cells
         self.attrs = {"method": method, "sigma": self.sigma, "xlangevin_version": __version__,
                       **(attrs or {})}
-        self.batch_size = int(batch_size)
+        self.batch_size = batch_size
         for p in self.field.parameters():
             p.requires_grad_(False)
 
     # ---------------------------------------------------------------------------------------
+    @property
+    def batch_size(self) -> int:
+        """States per evaluation batch (sized from the network as it is now, so switching a
+        U-Net's ``symmetrize`` on after fitting shrinks the batches)."""
+        if self._batch_size is not None:
+            return self._batch_size
+        per_row = 4 * int(getattr(self.field, "floats_per_row", 0) or 0)
+        return 65536 if per_row == 0 else int(np.clip(self.EVAL_MEMORY // per_row, 256, 65536))
+
+    @batch_size.setter
+    def batch_size(self, value):
+        self._batch_size = None if value is None else int(value)
+
     @property
     def dim(self) -> int:
         return self.space.n_features
@@ -133,8 +155,9 @@ class ScoreModel:
         """Apply ``fn`` (standardized tensor batch -> tensor) to physical ``X`` in batches."""
         out = []
         Xs = self.space.to_standard(X)
-        for start in range(0, Xs.shape[0], self.batch_size):
-            xb = torch.as_tensor(Xs[start:start + self.batch_size], dtype=self.dtype,
+        batch = self.batch_size
+        for start in range(0, Xs.shape[0], batch):
+            xb = torch.as_tensor(Xs[start:start + batch], dtype=self.dtype,
                                  device=self.device)
             out.append(fn(xb).detach().cpu().numpy().astype(np.float64))
         if not out:
