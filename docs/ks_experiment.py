@@ -568,27 +568,23 @@ def run(config: dict) -> dict:
     t0 = time.perf_counter()
     stats, arrays = ensemble_statistics(u, sim, cfg)
     arrays["stats"] = stats
-    default_stats = None
-    if cfg["default_ensemble"]:
+
+    def comparison(model, seed_offset, name):
+        """Statistics of a comparison ensemble (its ACFs returned apart from the table)."""
         t1 = time.perf_counter()
         with torch_threads(threads), warnings.catch_warnings():
             warnings.simplefilter("ignore")
-            sim_d = default.generate(seed=int(cfg["seed"]) + 2, **gen).load()
-        timings["generate_default_s"] = time.perf_counter() - t1
-        default_stats, _ = ensemble_statistics(u, sim_d, cfg)
+            sim_c = model.generate(seed=int(cfg["seed"]) + seed_offset, **gen).load()
+        timings[f"generate_{name}_s"] = time.perf_counter() - t1
+        st, arr = ensemble_statistics(u, sim_c, cfg)
         for key in ("acf_data", "acf_model"):
-            default_stats.pop(key)
+            st.pop(key)
+        return st, arr["acf_model"]
+
+    default_stats = comparison(default, 2, "default")[0] if cfg["default_ensemble"] else None
     fv_stats = None
     if current is not None and cfg["fv_ensemble"]:
-        t1 = time.perf_counter()
-        with torch_threads(threads), warnings.catch_warnings():
-            warnings.simplefilter("ignore")
-            sim_fv = fv.generate(seed=int(cfg["seed"]) + 1, **gen).load()
-        timings["generate_fv_s"] = time.perf_counter() - t1
-        fv_stats, fv_arrays = ensemble_statistics(u, sim_fv, cfg)
-        arrays["acf_fv"] = fv_arrays["acf_model"]
-        for key in ("acf_data", "acf_model"):
-            fv_stats.pop(key)
+        fv_stats, arrays["acf_fv"] = comparison(fv, 1, "fv")
     timings["statistics_s"] = time.perf_counter() - t0 - timings.get("generate_default_s", 0) \
         - timings.get("generate_fv_s", 0)
 
