@@ -86,6 +86,7 @@ BASE = {
     "default_ensemble": True,    # also generate with the default (lagged) estimator's model
     "current_velocity": True,    # ensemble model: Phi_S s(x) + v(x) (docs/current_velocity.md)
     "current_cdot_lag": 2,       # its Phi_S from the increments over this many samples
+    "current_order": 0,          # its central differences' extrapolation to zero lag
     "current_clusters": 4000,    # cells of the current-velocity estimate (r2 0.42 / 0.90 /
                                  # 0.94 with 300 / 2000 / 4000 at quick size, docs/ks.md)
     "fv_ensemble": True,         # also generate with the finite-volume (constant Phi) model
@@ -140,7 +141,8 @@ def build_config(argv=None) -> dict:
     p.add_argument("--no-cli-check", dest="cli_check", action="store_false", default=None,
                    help="skip the `python -m xlangevin generate` check of model.nc")
     ints = ["simulate", "base_channels", "epochs", "batch_size", "samples_per_epoch",
-            "stein_draws", "members", "bins", "bins_2d", "current_cdot_lag", "current_clusters"]
+            "stein_draws", "members", "bins", "bins_2d", "current_cdot_lag", "current_clusters",
+            "current_order"]
     floats = ["holdout", "sigma", "learning_rate", "p_min", "dt", "member_time",
               "burn_in_time", "bound", "max_lag", "hovmoller_time"]
     helps = {
@@ -160,6 +162,8 @@ def build_config(argv=None) -> dict:
         "current_cdot_lag": "lag (samples) of the increments that give Phi_S of the "
                             "current-velocity model (default 2)",
         "current_clusters": "cells of the current-velocity estimate (default 4000)",
+        "current_order": "extrapolation order of its central differences to zero lag "
+                         "(default 0: plain central difference)",
     }
     for name in ints:
         p.add_argument("--" + name.replace("_", "-"), type=int, help=helps.get(name))
@@ -544,6 +548,7 @@ def run(config: dict) -> dict:
                 current_velocity=True,
                 current_options={"shift_augmentation": True,
                                  "n_clusters": int(cfg["current_clusters"]),
+                                 "order": int(cfg["current_order"]),
                                  "progress": cfg["progress"]},
                 seed=int(cfg["seed"]), progress=False).fit(u, score)
         main_model = current
