@@ -39,6 +39,13 @@ def test_config_sizes_and_overrides(ks_experiment):
     full = ks_experiment.build_config([])
     assert full["size"] == "full" and full["base_channels"] == 16 and full["sigma"] == 0.1
     assert full["epochs"] * -(-full["samples_per_epoch"] // full["batch_size"]) > 19_000
+    assert full["simulate"] == 100_000 and full["current_order"] == 1
+    # the CPU run of docs/ks.md that meets every target: 20,000 steps on 10^5 samples
+    long = ks_experiment.build_config(["--long"])
+    assert long["simulate"] == 100_000 and long["base_channels"] == 8
+    assert long["epochs"] * -(-long["samples_per_epoch"] // long["batch_size"]) == 20_000
+    assert (long["current_clusters"], long["current_order"]) == (12_000, 1)
+    assert not quick["simulate"] and quick["current_order"] == 0  # the shipped archive
     medium = ks_experiment.build_config(["--medium", "--channel-mults", "1,2",
                                          "--device", "cpu"])
     assert medium["channel_mults"] == [1, 2] and medium["device"] == "cpu"
