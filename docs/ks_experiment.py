@@ -515,6 +515,10 @@ def run(config: dict) -> dict:
     timings = {}
     t_all = time.perf_counter()
 
+    def stage(message):
+        """One line per finished step (elapsed minutes), for long runs."""
+        print(f"[{(time.perf_counter() - t_all) / 60:6.1f} min] {message}", flush=True)
+
     # 1. data ----------------------------------------------------------------------------------
     t0 = time.perf_counter()
     u, source = _load(cfg)
@@ -522,6 +526,7 @@ def run(config: dict) -> dict:
     n_train = int(round((1.0 - cfg["holdout"]) * n))
     train, test = u.isel(time=slice(0, n_train)), u.isel(time=slice(n_train, None))
     timings["data_s"] = time.perf_counter() - t0
+    stage(f"data: {source}, {n} samples ({n_train} train, {n - n_train} held out)")
 
     # 2. score by DSM --------------------------------------------------------------------------
     t0 = time.perf_counter()
@@ -532,6 +537,8 @@ def run(config: dict) -> dict:
     timings["train_s"] = time.perf_counter() - t0
     if not cfg["score"]:  # saved at once: a later failure does not lose hours of training
         score.to_netcdf(out / "score.nc")
+    stage(f"score: validation loss {score.attrs['final_validation_loss']:.4f} "
+          f"({score.attrs['steps']} steps)")
     epoch_times = np.asarray(score.attrs["epoch_time_s"])
     steps_per_epoch = score.attrs["steps"] // score.attrs["epochs"]
 
@@ -544,6 +551,7 @@ def run(config: dict) -> dict:
     E = V_held + np.eye(d)
     Ec = circulant_average(V_held) + np.eye(d)
     timings["stein_s"] = time.perf_counter() - t0
+    stage(f"held-out V: max|V+I| {np.abs(E).max():.3f}, circulant {np.abs(Ec).max():.3f}")
 
     # 4. mobility: finite volume (global correction) and the default estimator -----------------
     t0 = time.perf_counter()
@@ -556,6 +564,7 @@ def run(config: dict) -> dict:
         default = xlangevin.EffectiveLangevin(seed=int(cfg["seed"]), progress=False).fit(u, score)
         caught = sorted({f"{type(x.message).__name__}: {str(x.message)[:160]}" for x in w})
     timings["mobility_s"] = time.perf_counter() - t0
+    stage(f"finite volume: |Phi_A|/|Phi_S| {_frob_ratio(fv):.3f}")
     main_model, current = fv, None
     if cfg["current_velocity"]:
         t0 = time.perf_counter()
@@ -571,6 +580,8 @@ def run(config: dict) -> dict:
                 seed=int(cfg["seed"]), progress=False).fit(u, score)
         main_model = current
         timings["current_velocity_s"] = time.perf_counter() - t0
+        stage(f"current velocity: {current.current.diagnostics['n_cells']} cells, r2 "
+              f"{current.current.diagnostics['r2']:.3f}")
 
     # 5. ensemble ------------------------------------------------------------------------------
     dt_data = float(u.time[1] - u.time[0])
@@ -586,6 +597,7 @@ def run(config: dict) -> dict:
         sim = main_model.generate(seed=int(cfg["seed"]) + 1, **gen)
     sim = sim.load()
     timings["generate_s"] = time.perf_counter() - t0
+    stage(f"ensemble: {int(cfg['members'])} members x {cfg['member_time']:g} time units")
 
     # 6. statistics ----------------------------------------------------------------------------
     t0 = time.perf_counter()
