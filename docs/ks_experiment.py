@@ -37,7 +37,7 @@ A plain script (``python docs/ks_experiment.py --quick --out ks_output``); ``mai
 
 Sizes: ``--quick`` (2-core CPU, ~2-3 minutes: a small U-Net trained for 640 steps on the
 shipped 10^4-sample archive), ``--medium`` (CPU, ~25 minutes: the same network, 6000 steps),
-``--long`` (CPU, ~75 minutes: the same network on a simulated 10^5-sample record, 20,000 steps;
+``--long`` (CPU, ~55 minutes: the same network on a simulated 10^5-sample record, 20,000 steps;
 meets every target of issue #5, docs/ks.md) and the default full size, meant for a GPU (the
 same 10^5-sample record, the paper's ~2x10^4 optimizer steps of 512 with the 16-channel U-Net;
 about 4 minutes of training on an H100 by the timings of docs/dsm.md).
@@ -101,28 +101,29 @@ BASE = {
     "score": None,               # path of a saved ScoreModel to reuse (no training)
     "size": "full",
 }
+# the 8-channel U-Net without normalization that trains on 2 CPU cores (GroupNorm with 8
+# channels is one channel per group, which erases the spatial mean: see docs/ks.md)
+CPU_NETWORK = {"base_channels": 8, "norm": "none", "batch_size": 256, "learning_rate": 2e-3}
+# the shipped 10^4-sample archive, with the current-velocity settings measured on it
+ARCHIVE = {"simulate": None, "current_clusters": 4000, "current_order": 0}
+# 32 members of 200 time units at dt 0.01 (~5 min per ensemble on 2 cores)
+CPU_ENSEMBLE = {"dt": 0.01, "members": 32, "member_time": 200.0, "default_ensemble": False}
 SIZES = {
-    # ~3 minutes on a shared 2-core CPU: 71k-parameter U-Net without normalization (GroupNorm
-    # with 8 channels is one channel per group, which erases the spatial mean: see docs/ks.md),
-    # 640 optimizer steps of 256; the plain (not symmetrized) network, 8x cheaper to generate
-    "quick": {"base_channels": 8, "norm": "none", "symmetrize": False, "epochs": 32,
-              "batch_size": 256, "samples_per_epoch": 5120, "learning_rate": 2e-3,
-              "stein_draws": 8, "dt": 0.01, "members": 64, "member_time": 80.0,
-              "burn_in_time": 5.0, "default_ensemble": False, "hovmoller_time": 80.0,
-              "fv_ensemble": False, "simulate": None, "current_clusters": 4000,
-              "current_order": 0},
-    # ~25 minutes on the same CPU: the quick network trained for 6000 steps of 256 (~11 min),
-    # symmetrized, 32 members of 200 time units with each of two models (~5 min each)
-    "medium": {"base_channels": 8, "norm": "none", "epochs": 150, "batch_size": 256,
-               "samples_per_epoch": 10240, "learning_rate": 2e-3, "dt": 0.01, "members": 32,
-               "member_time": 200.0, "default_ensemble": False, "simulate": None,
-               "current_clusters": 4000, "current_order": 0},
-    # ~75 minutes on the same CPU: the medium network trained on a simulated 10^5-sample
-    # record for 20,000 steps of 256 (~28 min), the current velocity on 12,000 cells
-    # extrapolated to zero lag; the run of docs/ks.md that meets every target
-    "long": {"base_channels": 8, "norm": "none", "epochs": 500, "batch_size": 256,
-             "samples_per_epoch": 10240, "learning_rate": 2e-3, "dt": 0.01, "members": 32,
-             "member_time": 200.0, "default_ensemble": False, "fv_ensemble": False},
+    # ~3 minutes on a shared 2-core CPU: 640 optimizer steps of 256; the plain (not
+    # symmetrized) network, 8x cheaper to generate
+    "quick": {**CPU_NETWORK, **ARCHIVE, "symmetrize": False, "epochs": 32,
+              "samples_per_epoch": 5120, "stein_draws": 8, "dt": 0.01, "members": 64,
+              "member_time": 80.0, "burn_in_time": 5.0, "default_ensemble": False,
+              "hovmoller_time": 80.0, "fv_ensemble": False},
+    # ~25 minutes on the same CPU: 6000 steps of 256 (~11 min), symmetrized, an ensemble with
+    # each of two models
+    "medium": {**CPU_NETWORK, **ARCHIVE, **CPU_ENSEMBLE, "epochs": 150,
+               "samples_per_epoch": 10240},
+    # ~55 minutes on the same CPU: a simulated 10^5-sample record, 20,000 steps of 256
+    # (~27 min), the current velocity on 12,000 cells extrapolated to zero lag; the run of
+    # docs/ks.md that meets every target
+    "long": {**CPU_NETWORK, **CPU_ENSEMBLE, "epochs": 500, "samples_per_epoch": 10240,
+             "fv_ensemble": False},
     "full": {},
 }
 TARGETS = {  # issue #5 acceptance targets
@@ -142,7 +143,7 @@ def build_config(argv=None) -> dict:
     size.add_argument("--medium", action="store_const", const="medium", dest="size",
                       help="CPU-feasible medium size (~25 minutes on 2 cores)")
     size.add_argument("--long", action="store_const", const="long", dest="size",
-                      help="10^5 simulated samples, 20,000 steps (~75 minutes on 2 cores)")
+                      help="10^5 simulated samples, 20,000 steps (~55 minutes on 2 cores)")
     size.add_argument("--full", action="store_const", const="full", dest="size",
                       help="paper size (default; meant for a GPU)")
     p.add_argument("--out", default="ks_output", help="output folder (default: ks_output)")
