@@ -64,7 +64,10 @@ class DSM:
     hidden : MLP hidden widths.
     base_channels, channel_mults, norm : U-Net width, per-level multipliers (the number of
         levels is ``len(channel_mults)``) and normalization (``"group"``, ``"batch"``,
-        ``"none"``).
+        ``"none"``). ``"group"`` normalizes each channel group over the grid and so hides the
+        field's spatial mean from the network (fully with one channel per group); use
+        ``"none"`` when the score along the spatial mean matters, e.g. a conserved mean as in
+        Kuramoto-Sivashinsky (docs/ks.md).
     symmetrize : U-Net only: the returned network averages over the circular shifts it is not
         exactly equivariant to, so that the score commutes with every circular shift of the
         field (costs ``2^levels`` evaluations; see :class:`xlangevin.nets.UNet1d`). Training
