@@ -40,7 +40,8 @@ shipped 10^4-sample archive), ``--medium`` (CPU, ~25 minutes: the same network, 
 ``--long`` (CPU, ~55 minutes: the same network on a simulated 10^5-sample record, 20,000 steps;
 meets every target of issue #5, docs/ks.md) and the default full size, meant for a GPU (the
 same 10^5-sample record, the paper's ~2x10^4 optimizer steps of 512 with the 16-channel U-Net;
-about 4 minutes of training on an H100 by the timings of docs/dsm.md).
+about 4 minutes of training on an H100 by the timings of docs/dsm.md; 95 minutes measured on 2
+CPU cores, docs/ks.md).
 Every size can be overridden (``--epochs``, ``--base-channels``, ``--members``, ...).
 See docs/ks.md for measured numbers.
 """
