@@ -23,7 +23,7 @@ import numpy as np
 from _timing import median_time
 
 from xlangevin import diffmap as dm
-from xlangevin.ot import entropic_ot_distance
+from xlangevin.analysis import entropic_ot_distance
 
 
 def bench(args):

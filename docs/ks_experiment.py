@@ -315,7 +315,7 @@ def _model_summary(model):
 def ensemble_statistics(data_u, sim, cfg):
     """Averaged and per-point distances of an ensemble ``sim`` against the data ``data_u``."""
     import xlangevin
-    from xlangevin.diagnostics import acf_rmse, kl_divergence
+    from xlangevin.analysis import acf_rmse, kl_divergence
 
     D, S = _members(data_u), _members(sim)
     lo, hi = min(D.min(), S.min()), max(D.max(), S.max())
@@ -357,7 +357,7 @@ def ensemble_statistics(data_u, sim, cfg):
 def make_figure(data_u, sim, arrays, model, V_held, cfg, path):
     """The paper's figure: Hovmoller data vs model; averaged PDF, averaged ACF, bivariate PDFs
     (data filled, model contours); Phi, Phi_S, Phi_A, Sigma (physical units), held-out V."""
-    from xlangevin.plot import _new_figure, save_figure
+    from xlangevin.analysis.plot import _new_figure, save_figure
 
     fig = _new_figure((17.0, 11.0))
     top, mid, bot = fig.subfigures(3, 1, height_ratios=[3.2, 3.6, 3.4])
@@ -505,7 +505,7 @@ def run(config: dict) -> dict:
     import torch
 
     import xlangevin
-    from xlangevin import plot
+    from xlangevin.analysis import plot
     from xlangevin.nets import torch_threads
 
     cfg = dict(BASE)

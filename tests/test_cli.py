@@ -5,7 +5,7 @@ import numpy as np
 import pytest
 import xarray as xr
 
-from xlangevin import cli
+from xlangevin import cli, demo
 
 
 def test_fit_generate_compare_chain(tmp_path, capsys):
@@ -59,7 +59,7 @@ def test_demo_rejects_a_score_the_dataset_does_not_offer(capsys):
 def test_shift_copies_are_the_circular_shifts():
     x = xr.DataArray(np.arange(12.0).reshape(3, 4), dims=("time", "k"),
                      coords={"time": [0.0, 0.5, 1.0]}, name="x")
-    out = cli._shift_copies(x, "k")
+    out = demo._shift_copies(x, "k")
     assert out.sizes == {"time": 12, "k": 4} and "time" not in out.coords
     for i in range(4):
         np.testing.assert_array_equal(out.values[3 * i:3 * i + 3], np.roll(x.values, i, axis=1))
@@ -72,5 +72,5 @@ def test_wave_speed_of_a_travelling_wave():
     omega = 1.9
     x = xr.DataArray(np.cos(2 * np.pi * k[None, :] / 4 - omega * t[:, None]),
                      dims=("time", "k"), coords={"time": t})
-    assert abs(cli._wave_speed(x)) == pytest.approx(omega, rel=1e-9)
-    assert cli._wave_speed(x.isel(k=[0, 3, 2, 1])) == pytest.approx(-cli._wave_speed(x))
+    assert abs(demo._wave_speed(x)) == pytest.approx(omega, rel=1e-9)
+    assert demo._wave_speed(x.isel(k=[0, 3, 2, 1])) == pytest.approx(-demo._wave_speed(x))

@@ -9,9 +9,9 @@ import pytest  # noqa: E402
 import xarray as xr  # noqa: E402
 
 import xlangevin  # noqa: E402
-from xlangevin import plot  # noqa: E402
+from xlangevin.analysis import plot  # noqa: E402
 from xlangevin.data import DataError  # noqa: E402
-from xlangevin.diagnostics import (  # noqa: E402
+from xlangevin.analysis import (  # noqa: E402
     acf_rmse, compare, hellinger, kl_divergence, wasserstein1)
 
 

@@ -1,4 +1,4 @@
-"""Current velocity v = j / p (xlangevin.current) and the drift Phi_S s + v of LangevinModel.
+"""Current velocity v = j / p (xlangevin.dynamics.current) and the drift Phi_S s + v of LangevinModel.
 
 Test system: the rotating ring, ``dx = (s(x) + omega J x) dt + sqrt(2) dW`` with
 ``p ∝ exp(-(r - 1)^2 / (2 w^2))``. The rotation ``omega J x`` is tangent to the level sets of the
@@ -18,9 +18,9 @@ import torch
 import xarray as xr
 
 import xlangevin
-from xlangevin.current import CurrentField, CurrentVelocity, central_differences
+from xlangevin.dynamics.current import CurrentField, CurrentVelocity, central_differences
 from xlangevin.data import DataError
-from xlangevin.nets import MLP
+from xlangevin.score import MLP
 
 from test_langevin import compare_acf, marginal_kl, tiny_model
 
@@ -233,7 +233,7 @@ def test_current_errors(ring):
         ring.langevin.fit(score=ring_score, current_velocity=True,
                           current_options={"lags": 2}, progress=False)
     with pytest.raises(DataError, match="need about 10 per cell"):
-        CurrentVelocity(n_clusters=5000).fit_arrays(ring.values[0], np.array([0, 800]), 0.05)
+        CurrentVelocity(n_clusters=5000).fit(ring.values[0], np.array([0, 800]), 0.05)
     with pytest.raises(DataError, match="single variable on one periodic grid"):
         ds = xr.Dataset({"a": ring.isel(member=0), "b": ring.isel(member=1)})
         ds.langevin.fit(score=lambda x: -x, current_velocity=True,

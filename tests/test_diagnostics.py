@@ -3,7 +3,7 @@
 import numpy as np
 import pytest
 
-from xlangevin.diagnostics import acf, effective_sample_size, integrated_autocorrelation_time
+from xlangevin.analysis import acf, effective_sample_size, integrated_autocorrelation_time
 
 
 def ar1(phi, n, seed=0, cols=1):

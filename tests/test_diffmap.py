@@ -14,9 +14,10 @@ from scipy.spatial import Delaunay
 from scipy.stats import wasserstein_distance
 
 import xlangevin
-from xlangevin import diffmap as dm
-from xlangevin.diffmap import DiffusionMap, DiffusionMapSampler, symmetric_sinkhorn
-from xlangevin.ot import entropic_ot_distance
+from xlangevin import samplers as dm
+from xlangevin.analysis import entropic_ot_distance
+from xlangevin.samplers import DiffusionMap, DiffusionMapSampler, symmetric_sinkhorn
+from xlangevin.systems import manifolds
 
 
 def _acf(x, n_lags, mean=None):
@@ -197,8 +198,8 @@ def test_manifold_arc_example():
     noise smears it (W1 ~ 0.06, radial std ~0.14 for a true 0.06); the Langevin form with
     dt = eps behaves the same; the projected half-step (output="mean") concentrates the
     samples radially (std ~0.013-0.028) while keeping them in the convex hull."""
-    X = dm.noisy_arc(2000, seed=0)
-    ref = dm.noisy_arc(100_000, seed=1)
+    X = manifolds.noisy_arc(2000, seed=0)
+    ref = manifolds.noisy_arc(100_000, seed=1)
     model = DiffusionMap(eps=0.009, standardize=False, seed=0).fit(X)
     stats = {}
     for scheme, output in (("split-step", "noisy"), ("split-step", "mean"), ("langevin", "mean")):
@@ -243,12 +244,12 @@ def test_manifold_arc_variable_bandwidth():
     Tolerances: 4-seed standard errors are ~1.4x the 8-seed ones (~0.0005 on the tails);
     the "no change" bounds are ~3 standard errors, the "change" bounds half the measured mean
     shift (which every single seed exceeds)."""
-    ref = dm.noisy_arc(100_000, seed=1)
+    ref = manifolds.noisy_arc(100_000, seed=1)
     cases = [("data-aware", 0.0), ("data-aware", -0.2), ("data-aware", -0.5),
              ("constant", 0.0), ("constant", -0.2)]
     stats = {c: [] for c in cases}
     for seed in range(4):
-        X = dm.noisy_arc(2000, seed=seed)
+        X = manifolds.noisy_arc(2000, seed=seed)
         for noise, beta in cases:
             model = DiffusionMap(eps=0.009, beta=beta, standardize=False, seed=seed).fit(X)
             s = model.with_options(scheme="split-step", noise=noise, output="noisy")
@@ -280,8 +281,8 @@ def test_manifold_arc_variable_bandwidth():
 
 
 def _semisphere_ot(d, eps, beta, M=1000, n_ref=1000, n_steps=60, seed=0):
-    X = dm.hyper_semisphere(M, d, seed=seed)
-    ref = dm.hyper_semisphere(n_ref, d, seed=seed + 100)
+    X = manifolds.hyper_semisphere(M, d, seed=seed)
+    ref = manifolds.hyper_semisphere(n_ref, d, seed=seed + 100)
     model = DiffusionMap(eps=eps, beta=beta, standardize=False, seed=seed).fit(X)
     Y = model.sample(n_ref, n_steps=n_steps, seed=seed + 1, as_array=True)
     return entropic_ot_distance(Y, ref, reg=0.01)

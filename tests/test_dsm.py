@@ -15,15 +15,13 @@ from torch import nn
 
 import xlangevin
 from xlangevin.data import DataError
-from xlangevin.dsm import DSM, lr_factor
-from xlangevin.kgmm import KGMM
-from xlangevin.nets import MLP, torch_threads
+from xlangevin.backends import torch_threads
+from xlangevin.score import KGMM, MLP
+from xlangevin.score.dsm import DSM, lr_factor
 from xlangevin.systems import double_well, potential
-from xlangevin.testing import sample_density_1d, weighted_relative_error
+from xlangevin.testing import has_torch_cuda, requires_cuda, sample_density_1d, weighted_relative_error
 
 FAST = dict(progress=False, device="cpu")  # CPU: bitwise reproducible under a seed
-has_cuda = torch.cuda.is_available()
-requires_cuda = pytest.mark.skipif(not has_cuda, reason="needs torch with a CUDA GPU")
 
 
 @pytest.fixture(autouse=True)
@@ -314,7 +312,7 @@ def test_divergence_is_a_clear_error(double_well_samples):
             double_well_samples[:1000])
 
 
-@pytest.mark.skipif(has_cuda, reason="checks the message on a machine without a GPU")
+@pytest.mark.skipif(has_torch_cuda(), reason="checks the message on a machine without a GPU")
 def test_cuda_without_gpu_is_a_clear_error(double_well_samples):
     with pytest.raises(ValueError, match="no CUDA GPU"):
         DSM(device="cuda", progress=False).fit(double_well_samples[:500])

@@ -7,9 +7,10 @@ import pytest
 import scipy.linalg as sla
 import scipy.sparse as sp
 
-from xlangevin import generator as g
-from xlangevin.generator import GeneratorWarning
-from xlangevin.mobility import mobility_from_cdot, stein_matrix
+from xlangevin.dynamics import cdot as c
+from xlangevin.dynamics import transitions as g
+from xlangevin.dynamics.mobility import mobility_from_cdot, stein_matrix
+from xlangevin.dynamics.transitions import GeneratorWarning
 from xlangevin.systems import ou, potential
 
 J = np.array([[0.0, -1.0], [1.0, 0.0]])
@@ -282,7 +283,7 @@ def test_lagged_covariances_within_sequences():
     rng = np.random.default_rng(5)
     X = rng.normal(size=(500, 2)).cumsum(axis=0) * 0.1
     bounds = np.array([0, 120, 121, 300, 500])
-    C = g.lagged_covariances(X, [0, 1, 4], bounds)
+    C = c.lagged_covariances(X, [0, 1, 4], bounds)
     Xc = X - X.mean(axis=0)
     for j, k in enumerate([0, 1, 4]):
         pairs = [(t, t + k) for i in range(4) for t in range(bounds[i], bounds[i + 1] - k)]
@@ -299,7 +300,7 @@ def test_extrapolation_order_on_exact_ou(dt):
     f = (C[1:] - C[0]) / (lags * dt)[:, None, None]
     exact = A_OU @ C[0]
     err1 = np.linalg.norm(f[0] - exact)
-    w = g._extrapolation_weights(lags * dt, 2)
+    w = c.extrapolation_weights(lags * dt, 2)
     np.testing.assert_allclose(w, [3, -3, 1], atol=1e-9)
     err3 = np.linalg.norm(np.tensordot(w, f, axes=1) - exact)
     assert err1 > 0.3 * dt                              # first-order error, |A^2|/2 ~ 0.9 dt
@@ -339,7 +340,7 @@ def test_cdot_estimators_general_ou():
     C0 = ou.stationary_covariance(A, B)
     assert np.linalg.cond(C0) > 1.5
     V = stein_matrix(X, ou.score(X, A, B))
-    for cdot, _ in (g.cdot_lagged(X, dt), g.cdot_logm(X, dt, lag=2)):
+    for cdot, _ in (c.cdot_lagged(X, dt), c.cdot_logm(X, dt, lag=2)):
         assert rel(cdot, A @ C0) < 0.05
         assert rel(mobility_from_cdot(cdot, V).Phi, ou.langevin_phi(A, B)) < 0.05
 
@@ -350,10 +351,10 @@ def test_cdot_estimators_recover_ou_phi(ou_data, estimator):
     # the statistical error of Phi_A entries is ~1/sqrt(T) = 0.01 (1.25% of 0.8): 5% is 4 sigma.
     X, dt = ou_data
     if estimator == "lagged":
-        cdot, diag = g.cdot_lagged(X, dt, lags=(1, 2, 3))
+        cdot, diag = c.cdot_lagged(X, dt, lags=(1, 2, 3))
         np.testing.assert_allclose(diag["weights"], [3, -3, 1], atol=1e-9)
     else:
-        cdot, diag = g.cdot_logm(X, dt, lag=1)
+        cdot, diag = c.cdot_logm(X, dt, lag=1)
         assert diag["logm_residual"] < 1e-10
     V = stein_matrix(X, ou.score(X, A_OU, B_OU))
     np.testing.assert_allclose(V, -np.eye(2), atol=0.05)
@@ -371,8 +372,8 @@ def test_lagged_plain_difference_is_first_order(ou_data):
     # one-step difference: Phi_A biased by ~ -|Phi_A| dt (A^2 term), visible at dt=0.1
     X, dt = ou_data
     X = X[::10]                                       # dt = 0.1, T = 1e4
-    c1, _ = g.cdot_lagged(X, 0.1, lags=(1,))
-    c3, _ = g.cdot_lagged(X, 0.1, lags=(1, 2, 3))
+    c1, _ = c.cdot_lagged(X, 0.1, lags=(1,))
+    c3, _ = c.cdot_lagged(X, 0.1, lags=(1, 2, 3))
     e1 = rel(-anti(c1), anti(PHI))
     e3 = rel(-anti(c3), anti(PHI))
     assert e1 > 0.07 and e3 < 0.03
@@ -387,12 +388,12 @@ def test_finite_volume_is_lagged_difference_of_centres(ou_data):
     lab = np.digitize(X[:, 0], edges) * 12 + np.digitize(X[:, 1], edges)
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", GeneratorWarning)
-        cdot, diag = g.cdot_finite_volume(X, lab, dt, n_states=144)
+        cdot, diag = c.cdot_finite_volume(X, lab, dt, n_states=144)
     G = diag["generator"]
     np.testing.assert_allclose(G.Q.sum(axis=0), 0.0, atol=1e-8)
     cen, _ = g.cell_centres(X, lab, 144)
     Y = cen[lab]
-    c1, _ = g.cdot_lagged(Y, dt, lags=(1,))
+    c1, _ = c.cdot_lagged(Y, dt, lags=(1,))
     np.testing.assert_allclose(cdot, c1, atol=2e-3 * np.abs(c1).max())
     # the finite-volume Phi_S is inflated (cell size 0.55 >> sqrt(2 dt) = 0.14)
     m = mobility_from_cdot(cdot)
@@ -409,19 +410,19 @@ def test_logm_rejects_negative_eigenvalues():
     x = np.where(np.arange(n) % 2 == 0, 1.0, -1.0) + 0.1 * rng.normal(size=n)
     X = np.column_stack([x, rng.normal(size=n)])
     with pytest.raises(ValueError, match="real eigenvalue"):
-        g.cdot_logm(X, 0.1)
+        c.cdot_logm(X, 0.1)
 
 
 def test_lagged_validation():
     X = np.zeros((10, 2))
     with pytest.raises(ValueError, match="lags"):
-        g.cdot_lagged(X, 0.1, lags=(0, 1))
+        c.cdot_lagged(X, 0.1, lags=(0, 1))
     with pytest.raises(ValueError, match="order"):
-        g.cdot_lagged(X, 0.1, lags=(1, 2), order=2)
+        c.cdot_lagged(X, 0.1, lags=(1, 2), order=2)
     with pytest.raises(ValueError, match="bounds"):
-        g.cdot_lagged(X, 0.1, bounds=[0, 5])
+        c.cdot_lagged(X, 0.1, bounds=[0, 5])
     with pytest.raises(ValueError, match="dt"):
-        g.cdot_lagged(X, -1.0)
+        c.cdot_lagged(X, -1.0)
 
 
 # ---------------------------------------------------------------------------------------------
@@ -460,7 +461,7 @@ def test_potential_recommended_estimator():
     X = ds.x.values
     dt = float(ds.attrs["dt"]) * int(ds.attrs["save_every"])
     V = stein_matrix(X, potential.score(X))
-    cdot, _ = g.cdot_lagged(X, dt)
+    cdot, _ = c.cdot_lagged(X, dt)
     m = mobility_from_cdot(cdot, V)
     true = potential.true_phi(0.8)
     assert rel(m.Phi, true) < 0.10
@@ -481,7 +482,7 @@ def test_cdot_ou_sweep_slow(dt):
     V = stein_matrix(X, ou.score(X, A_OU, B_OU))
     T = 1_000_000 * dt
     tol_a = max(0.05, 4.0 / np.sqrt(T) / 0.8)
-    for cdot, _ in (g.cdot_lagged(X, dt), g.cdot_logm(X, dt)):
+    for cdot, _ in (c.cdot_lagged(X, dt), c.cdot_logm(X, dt)):
         assert rel(mobility_from_cdot(cdot).Phi_S, sym(PHI)) < 0.05
         assert rel(mobility_from_cdot(cdot, V).Phi_A, anti(PHI)) < tol_a
 

@@ -15,10 +15,10 @@ import pytest
 import xarray as xr
 
 import xlangevin
-from xlangevin.backends import numpy_kernels, numba_kernels
+from xlangevin.backends import kernel
 from xlangevin.data import DataError
-from xlangevin.gmm import GMM
-from xlangevin.kgmm import KGMM
+from xlangevin.score import GMM
+from xlangevin.score import KGMM
 from xlangevin import systems
 from xlangevin.systems import double_well, potential, triad
 from xlangevin.testing import requires_cupy, sample_density_1d, weighted_relative_error
@@ -115,8 +115,8 @@ def test_numba_accumulation_equals_reference():
     rng = np.random.default_rng(0)
     labels = rng.integers(0, 37, 200_000)
     z, x = rng.normal(size=(200_000, 3)), rng.normal(size=(200_000, 3))
-    ref = numpy_kernels.accumulate_cells(labels, z, x, 40)
-    fast = numba_kernels.accumulate_cells(labels, z, x, 40)
+    ref = kernel("accumulate_cells", "numpy")(labels, z, x, 40)
+    fast = kernel("accumulate_cells", "numba")(labels, z, x, 40)
     for r, f in zip(ref, fast):
         np.testing.assert_allclose(f, r, rtol=1e-12, atol=1e-9)
     assert ref[0].sum() == 200_000 and ref[0][37:].sum() == 0
@@ -196,13 +196,12 @@ def test_cupy_accumulation_and_fit(double_well_samples):
     (noise, assignment and accumulation on the device) is as accurate as on the CPU."""
     import cupy as cp
 
-    from xlangevin.backends import cupy_kernels
 
     rng = np.random.default_rng(0)
     labels = rng.integers(0, 37, 100_000)
     z, x = rng.normal(size=(100_000, 3)), rng.normal(size=(100_000, 3))
-    ref = numpy_kernels.accumulate_cells(labels, z, x, 40)
-    gpu = cupy_kernels.accumulate_cells(cp.asarray(labels), cp.asarray(z), cp.asarray(x), 40)
+    ref = kernel("accumulate_cells", "numpy")(labels, z, x, 40)
+    gpu = kernel("accumulate_cells", "cupy")(cp.asarray(labels), cp.asarray(z), cp.asarray(x), 40)
     for r, g in zip(ref, gpu):
         np.testing.assert_allclose(g, r, rtol=1e-10, atol=1e-8)
     model = KGMM(sigma=0.05, p_min=0.02, seed=0, backend="cupy", **ACCURATE).fit(

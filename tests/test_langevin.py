@@ -15,11 +15,11 @@ import torch
 import xarray as xr
 
 import xlangevin
-from xlangevin.backends import em_kernels
+from xlangevin.backends import euler_maruyama as em_kernels
 from xlangevin.data import DataError
-from xlangevin.diagnostics import integrated_autocorrelation_time
-from xlangevin.langevin import BlowUpError, EffectiveLangevin, LangevinModel
-from xlangevin.nets import MLP
+from xlangevin.analysis import integrated_autocorrelation_time
+from xlangevin.dynamics import BlowUpError, EffectiveLangevin, LangevinModel
+from xlangevin.score import MLP
 from xlangevin.score import NoiseToScore, ScoreModel
 from xlangevin.systems import ou, potential, triad
 
@@ -61,7 +61,7 @@ def triad_score_row(x, out):
 
 
 # ---------------------------------------------------------------------------------------------
-# small local statistics (independent of xlangevin.diagnostics.compare)
+# small local statistics (independent of xlangevin.analysis.compare)
 # ---------------------------------------------------------------------------------------------
 def marginal_kl(data, sim, bins=80):
     """KL(p_data || p_sim) of each marginal from histograms on the data's 0.05-99.95 % range

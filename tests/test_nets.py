@@ -13,8 +13,9 @@ import pytest
 import torch
 from torch import nn
 
-from xlangevin.nets import (MLP, Swish, UNet1d, circular_pad, network_from_arrays,
-                            network_to_arrays, register_network, torch_threads)
+from xlangevin.backends import torch_threads
+from xlangevin.score.nets import (MLP, Swish, UNet1d, circular_pad, network_from_arrays,
+                                  network_to_arrays, register_network)
 
 
 @pytest.fixture(autouse=True)

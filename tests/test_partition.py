@@ -7,8 +7,7 @@ import numpy as np
 import pytest
 import xarray as xr
 
-from xlangevin.backends import numba_kernels as nbk
-from xlangevin.backends import numpy_kernels as npk
+from xlangevin.backends.assign import descend_single, nearest_reference
 from xlangevin.backends import resolve_backend
 from xlangevin.partition import BisectingPartition, Partition
 from xlangevin.testing import requires_cupy
@@ -109,7 +108,7 @@ def test_numba_labels_equal_numpy_reference(d, p_min, dtype):
     assert ref.dtype == np.int64 and ref.min() >= 0 and ref.max() < part.n_cells
     assert np.array_equal(part.assign(X), ref)  # default: numba lockstep
     out = np.empty(len(X), dtype=np.int64)
-    nbk.tree_descend(X, part._records(), part.n_nodes, out)  # one point at a time
+    descend_single(X, part.tree.records(), part.n_nodes, out)  # one point at a time
     assert np.array_equal(out, ref)
     # near-ties: points on the bisector of sibling centroids and the centroids themselves
     mid = ((part.left_centroid + part.right_centroid) / 2).astype(dtype)
@@ -150,7 +149,7 @@ def test_nearest_centroid_equals_brute_force(fitted, backend):
     X32 = X.astype(np.float32)
     assert np.array_equal(
         part.assign(X32, method="nearest", backend=backend),
-        npk.nearest_centroid(X32, C),
+        nearest_reference(X32, C),
     )
 
 

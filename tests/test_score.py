@@ -8,7 +8,7 @@ from torch import nn
 
 import xlangevin  # noqa: F401  (accessors)
 from xlangevin.data import DataError, FeatureSpace
-from xlangevin.gmm import GMM
+from xlangevin.score import GMM
 from xlangevin.score import ScoreModel
 
 

@@ -15,16 +15,13 @@ _os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
 from ._version import __version__  # noqa: E402
 from . import accessors as _accessors  # noqa: F401  (registers the accessors)
 from . import datasets, systems
+from .analysis import compare, entropic_ot_distance
 from .data import DataError, FeatureSpace
-from .diagnostics import compare, entropic_ot_distance
-from .diffmap import DiffusionMap, DiffusionMapSampler, fit_subgrid_closure
-from .dsm import DSM
-from .gmm import GMM
+from .dynamics import EffectiveLangevin, LangevinModel
 from .io import open_model
-from .kgmm import KGMM
-from .langevin import EffectiveLangevin, LangevinModel
 from .partition import BisectingPartition, Partition
-from .score import ScoreModel
+from .samplers import DiffusionMap, DiffusionMapSampler, fit_subgrid_closure
+from .score import DSM, GMM, KGMM, ScoreModel
 
 __all__ = ["__version__", "BisectingPartition", "DSM", "DataError", "DiffusionMap",
            "DiffusionMapSampler", "EffectiveLangevin", "FeatureSpace", "GMM", "KGMM",

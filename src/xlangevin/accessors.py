@@ -10,6 +10,9 @@ from __future__ import annotations
 import xarray as xr
 
 from .data import FeatureSpace
+from .dynamics import EffectiveLangevin
+from .samplers import DiffusionMap
+from .score import score_estimator
 
 
 class _Accessor:
@@ -20,27 +23,6 @@ class _Accessor:
     def feature_space(self, dim: str = "time", variables=None, **kwargs) -> FeatureSpace:
         """The :class:`~xlangevin.data.FeatureSpace` this object would be fitted in."""
         return FeatureSpace.fit(self._obj, dim=dim, variables=variables, **kwargs)
-
-
-
-SCORE_METHODS = ("kgmm", "gmm", "dsm")
-
-
-def score_estimator(method: str, **params):
-    """The score estimator named ``method`` built with ``params``."""
-    if method == "kgmm":
-        from .kgmm import KGMM
-
-        return KGMM(**params)
-    if method == "gmm":
-        from .gmm import GMM
-
-        return GMM(**params)
-    if method == "dsm":
-        from .dsm import DSM
-
-        return DSM(**params)
-    raise ValueError(f"unknown score method {method!r}; choose one of {SCORE_METHODS}")
 
 
 @xr.register_dataset_accessor("score")
@@ -80,8 +62,6 @@ class LangevinAccessor(_Accessor):
         ``n_clusters``, ``p_min``, ``correction``, ``stein_samples``, ``eps``, ``n_keep``, ...)
         go to :class:`xlangevin.EffectiveLangevin`. Returns a :class:`xlangevin.LangevinModel`.
         """
-        from .langevin import EffectiveLangevin
-
         estimator = EffectiveLangevin(cdot=cdot, dim=dim, variables=variables, seed=seed,
                                       progress=progress, **options)
         return estimator.fit(self._obj, score=score)
@@ -98,7 +78,5 @@ class LangevinAccessor(_Accessor):
         Returns a :class:`xlangevin.diffmap.DiffusionMapSampler` with ``.sample(n)`` and
         ``.generate(n_steps, ...)`` returning xarray shaped like this object.
         """
-        from .diffmap import DiffusionMap
-
         return DiffusionMap(eps=eps, beta=beta, noise=noise, scheme=scheme, dim=dim,
                             variables=variables, seed=seed, **options).fit(self._obj)

@@ -1,8 +1,9 @@
 """Test helpers: optional-dependency markers built in one place.
 
 ``requires_cupy`` skips a test unless cupy imports and a CUDA GPU is visible; ``requires_gpu`` is
-the same check under the name the tests of GPU code use. Both also carry the ``gpu`` marker, so
-``pytest -m gpu`` selects them and ``pytest -m 'not gpu'`` leaves them out::
+the same check under the name the tests of GPU code use; ``requires_cuda`` skips unless torch
+sees a CUDA GPU (the networks' GPU path). All carry the ``gpu`` marker, so ``pytest -m gpu``
+selects them and ``pytest -m 'not gpu'`` leaves them out::
 
     from xlangevin.testing import requires_cupy
 
@@ -16,7 +17,7 @@ import numpy as np
 
 from .backends import cupy_available
 
-__all__ = ["has_cupy", "requires_cupy", "requires_gpu", "sample_density_1d",
+__all__ = ["has_cupy", "has_torch_cuda", "requires_cupy", "requires_cuda", "requires_gpu", "sample_density_1d",
            "weighted_relative_error"]
 
 
@@ -50,10 +51,19 @@ def has_cupy() -> bool:
 _HAS_CUPY: bool | None = None
 
 
-def _marker():
+def has_torch_cuda() -> bool:
+    """True if torch imports and sees a CUDA device."""
+    try:
+        import torch
+    except ImportError:  # pragma: no cover
+        return False
+    return bool(torch.cuda.is_available())
+
+
+def _marker(available, reason):
     import pytest
 
-    skip = pytest.mark.skipif(not has_cupy(), reason=_REASON)
+    skip = pytest.mark.skipif(not available(), reason=reason)
 
     def decorate(obj):
         return pytest.mark.gpu(skip(obj))
@@ -64,5 +74,7 @@ def _marker():
 def __getattr__(name):
     # built lazily so that importing xlangevin.testing needs neither pytest nor a GPU probe
     if name in ("requires_cupy", "requires_gpu"):
-        return _marker()
+        return _marker(has_cupy, _REASON)
+    if name == "requires_cuda":
+        return _marker(has_torch_cuda, "needs torch with a CUDA GPU")
     raise AttributeError(name)

@@ -8,7 +8,7 @@ import pytest
 import xarray as xr
 from scipy import integrate
 
-from xlangevin.diagnostics import effective_sample_size
+from xlangevin.analysis import effective_sample_size
 from xlangevin.systems import triad
 
 P = triad.DEFAULTS

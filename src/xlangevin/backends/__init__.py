@@ -1,25 +1,83 @@
-"""Array backends: one dispatch point for the compute kernels.
+"""Compute kernels behind one registry: ``kernel(name, backend=...)`` is the only dispatch.
 
-Every kernel exists three times, with the same arguments and the same arithmetic:
+Kernels are grouped by concern, each module holding the numpy reference (the oracle of the tests
+and the fallback that needs nothing compiled) beside its numba version:
 
-* ``numpy`` — :mod:`.numpy_kernels`, the reference implementation. It is the oracle of the tests
-  and the fallback that needs nothing compiled.
-* ``numba`` — :mod:`.numba_kernels`, parallel CPU kernels; the default for host arrays.
-* ``cupy`` — :mod:`.cupy_kernels`, CUDA kernels; the default for cupy arrays. CuPy is optional
-  (``pip install xlangevin[gpu]``) and is only ever imported lazily, through :func:`import_cupy`.
+* :mod:`.assign` — tree descent and nearest centroid of the bisecting k-means partition (with
+  the shared 4-lane distance convention of :mod:`.lanes`);
+* :mod:`.kmeans` — building the bisecting k-means tree (numba only: its oracle is the
+  reassignment of the build points by the reference descent);
+* :mod:`.cells` — per-cell sums of the KGMM passes;
+* :mod:`.transitions` — transition counts within sequences and the rate-matrix assembly;
+* :mod:`.euler_maruyama` — ensemble stepping of the Langevin model;
+* :mod:`.sinkhorn` — row-wise log-sum-exp of a sparse log-kernel (symmetric Sinkhorn);
+* :mod:`.cupy_kernels` — the CUDA versions where they exist, imported only when the ``cupy``
+  backend is asked for (``pip install xlangevin[gpu]``).
 
-Kernels see plain arrays only (no xarray, no estimator objects). :func:`resolve_backend` is the one
-place that decides which implementation runs.
+Every registered name has the same signature on every backend; :func:`registry` lists them and
+``tests/backends`` checks each fast entry against its reference. Kernels see plain arrays only
+(no xarray, no estimator objects).
 """
 
 from __future__ import annotations
 
+import contextlib
 import importlib
-from typing import Any
+from typing import Any, Callable
 
 BACKENDS = ("numpy", "numba", "cupy")
 
-__all__ = ["BACKENDS", "resolve_backend", "is_cupy_array", "import_cupy", "cupy_available"]
+#: the modules that register each backend's kernels (imported on first use)
+_MODULES = {
+    "numpy": (".assign", ".cells", ".transitions", ".euler_maruyama", ".sinkhorn"),
+    "numba": (".assign", ".cells", ".transitions", ".euler_maruyama", ".sinkhorn", ".kmeans"),
+    "cupy": (".cupy_kernels",),
+}
+
+_REGISTRY: dict[tuple[str, str], Callable] = {}
+_LOADED: set = set()
+
+__all__ = ["BACKENDS", "kernel", "register", "registry", "resolve_backend", "is_cupy_array",
+           "import_cupy", "cupy_available", "torch_threads"]
+
+
+def register(name: str, backend: str):
+    """Decorator: ``fn`` is the ``backend`` implementation of kernel ``name``."""
+    if backend not in BACKENDS:
+        raise ValueError(f"unknown backend {backend!r}")
+
+    def decorate(fn):
+        _REGISTRY[(name, backend)] = fn
+        return fn
+
+    return decorate
+
+
+def _load(backend: str) -> None:
+    if backend not in _LOADED:
+        for module in _MODULES[backend]:
+            importlib.import_module(module, __name__)
+        _LOADED.add(backend)
+
+
+def kernel(name: str, backend: str | None = None, like: Any = None) -> Callable:
+    """The implementation of kernel ``name`` on ``backend`` (resolved with
+    :func:`resolve_backend` from ``like`` when None)."""
+    backend = resolve_backend(like, backend)
+    _load(backend)
+    try:
+        return _REGISTRY[(name, backend)]
+    except KeyError:
+        have = sorted(b for (n, b) in _REGISTRY if n == name)
+        raise ValueError(f"kernel {name!r} has no {backend!r} implementation; it has "
+                         f"{have or 'none (unknown kernel)'}") from None
+
+
+def registry(backends=("numpy", "numba")) -> dict:
+    """``{(name, backend): function}`` of every kernel registered on ``backends``."""
+    for b in backends:
+        _load(b)
+    return {k: v for k, v in _REGISTRY.items() if k[1] in backends}
 
 
 def is_cupy_array(x: Any) -> bool:
@@ -62,3 +120,18 @@ def resolve_backend(x: Any = None, backend: str | None = None) -> str:
     if backend == "cupy":
         import_cupy()
     return backend
+
+
+@contextlib.contextmanager
+def torch_threads(n: int):
+    """Run torch CPU ops on ``n`` threads inside the block (small networks train and evaluate
+    several times faster on one thread: per-op threading overhead dominates their tiny matrix
+    products)."""
+    import torch
+
+    previous = torch.get_num_threads()
+    torch.set_num_threads(max(1, int(n)))
+    try:
+        yield
+    finally:
+        torch.set_num_threads(previous)

@@ -1,6 +1,6 @@
-"""CUDA kernels (cupy ``RawKernel``), bit-for-bit equal to :mod:`.numpy_kernels`.
+"""CUDA kernels (cupy ``RawKernel``), bit-for-bit equal to the numpy references.
 
-The arithmetic follows the convention of :mod:`.numpy_kernels` (float64, four lanes, right child
+The arithmetic follows the convention of :mod:`.assign` (float64, four lanes, right child
 iff ``dist_right < dist_left``). CUDA compilers contract ``a + t * t`` into a fused multiply-add by
 default, which would change the rounding; the kernels therefore spell every operation with the
 round-to-nearest intrinsics ``__dsub_rn`` / ``__dmul_rn`` / ``__dadd_rn``, which are never
@@ -13,9 +13,9 @@ from __future__ import annotations
 
 import numpy as np
 
-from . import import_cupy
+from . import import_cupy, register
 
-__all__ = ["tree_descend", "nearest_centroid"]
+__all__ = ["tree_descend", "nearest_centroid", "accumulate_cells"]
 
 _THREADS = 256
 
@@ -99,7 +99,7 @@ def _as_device_2d(X):
 
 
 def tree_descend(X, centers, children, n_int):
-    """Leaf labels (cupy int64) by descending the packed tree (see ``numpy_kernels.pack_tree``).
+    """Leaf labels (cupy int64) by descending the packed tree (see :func:`.assign.pack_tree`).
 
     ``centers`` (float64, (n_nodes + n_cells, 2, d)) and ``children`` (int64) may be numpy or cupy.
     """
@@ -132,6 +132,7 @@ def nearest_centroid(X, C):
     return out
 
 
+@register("accumulate_cells", "cupy")
 def accumulate_cells(labels, z, x, n_cells):
     """Per-cell ``(count, sum z, sum x, sum |z|^2)`` on the GPU (cupy arrays in, numpy out)."""
     cp = import_cupy()
@@ -146,3 +147,38 @@ def accumulate_cells(labels, z, x, n_cells):
     cp.add.at(sum_x, labels, x)
     sum_z2 = cp.bincount(labels, weights=cp.sum(z * z, axis=1), minlength=n_cells)
     return tuple(cp.asnumpy(a) for a in (count, sum_z, sum_x, sum_z2))
+
+
+# --------------------------------------------------------------------------------------------
+# the registered assignment kernels: (X, tree, check_finite) -> cupy labels
+# --------------------------------------------------------------------------------------------
+def _checked(X, tree, check_finite):
+    cp = import_cupy()
+    X = cp.asarray(X)
+    if X.ndim != 2:
+        raise ValueError(f"X must be a 2-D array (n_samples, n_features); got shape {X.shape}")
+    if X.dtype.kind not in "fiu":
+        raise ValueError(f"X must hold real numbers (float or int); got dtype {X.dtype}")
+    if X.shape[1] != tree.cell_centroid.shape[1]:
+        raise ValueError(f"X has {X.shape[1]} features but the partition was fitted on "
+                         f"{tree.cell_centroid.shape[1]}")
+    if check_finite and X.size and not bool(cp.isfinite(X).all()):
+        raise ValueError("X contains NaN or inf values; drop or fill them first")
+    return cp, X
+
+
+@register("tree_descend", "cupy")
+def _tree_descend_cupy(X, tree, check_finite=True):
+    cp, X = _checked(X, tree, check_finite)
+    dev = cp.cuda.runtime.getDevice()
+    centers, children = tree.cached(("cupy", dev, "tree"), lambda: tuple(
+        cp.asarray(a) for a in tree.packed()))
+    return tree_descend(X, centers, children, tree.n_nodes)
+
+
+@register("nearest_centroid", "cupy")
+def _nearest_centroid_cupy(X, tree, check_finite=True):
+    cp, X = _checked(X, tree, check_finite)
+    dev = cp.cuda.runtime.getDevice()
+    C = tree.cached(("cupy", dev, "centroids"), lambda: cp.asarray(tree.cell_centroid))
+    return nearest_centroid(X, C)

@@ -23,8 +23,6 @@ a :class:`TrajectoryWriter` that either keeps them in memory or appends them to 
 from __future__ import annotations
 
 import math
-import os
-import tempfile
 from dataclasses import dataclass
 from typing import Callable
 
@@ -33,6 +31,7 @@ import numpy as np
 import xarray as xr
 from tqdm.auto import tqdm
 
+from .. import io
 from .._version import __version__
 
 SCHEMES = ("euler", "heun")
@@ -130,12 +129,10 @@ class TrajectoryWriter:
         self.attrs = attrs
         self.var_attrs = var_attrs or {}
         self.coord_attrs = coord_attrs or {}
-        self.path = None if path is None else os.fspath(path)
         self.count = 0
         self._chunks = []
-        self._nc = None
-        if self.path is not None:
-            self._open_file()
+        self._stream = None if path is None else io.NetCDFStream(path, "time",
+                                                                 self._encoding())
 
     # -- shapes -------------------------------------------------------------------------------
     def _shape(self, dims):
@@ -155,70 +152,17 @@ class TrajectoryWriter:
             out[name] = a if self.keep_member_dim else a[0]
         return out
 
-    # -- NetCDF streaming ----------------------------------------------------------------------
-    def _open_file(self):
-        import netCDF4
+    def _encoding(self):
+        """File chunks: one member, up to 4096 samples, the whole field."""
+        lead = (1,) if self.keep_member_dim else ()
+        return {name: {"chunksizes": lead + (min(self.n_samples, 4096),) + self._shape(dims),
+                       "zlib": False} for name, (dims, _) in self.variables.items()}
 
-        directory = os.path.dirname(os.path.abspath(self.path))
-        if os.path.isdir(self.path):
-            raise ValueError(f"path {self.path!r} is a directory; give a file name ending in .nc")
-        fd, self._tmp = tempfile.mkstemp(suffix=".nc.part", dir=directory)
-        os.close(fd)
-        nc = netCDF4.Dataset(self._tmp, "w", format="NETCDF4")
-        nc.createDimension("time", None)
-        if self.keep_member_dim:
-            nc.createDimension("member", self.n_members)
-            v = nc.createVariable("member", "i8", ("member",))
-            v[:] = np.arange(self.n_members)
-        for dim, values in self.coords.items():
-            nc.createDimension(dim, len(values))
-            values = np.asarray(values)
-            v = nc.createVariable(dim, values.dtype if values.dtype.kind != "U" else str, (dim,))
-            v[:] = values
-            v.setncatts(self.coord_attrs.get(dim, {}))
-        t = nc.createVariable("time", "f8", ("time",))
-        t.setncatts({"long_name": "time", "units": "model time units"})
-        for name, (dims, _) in self.variables.items():
-            shape = self._shape(dims)
-            chunks = ((1,) if self.keep_member_dim else ()) + (min(self.n_samples, 4096),) + shape
-            v = nc.createVariable(name, "f8", self._dims(dims), chunksizes=chunks, zlib=False)
-            if name in self.var_attrs:
-                v.setncatts(self.var_attrs[name])
-        nc.setncatts({k: _nc_attr(v) for k, v in self.attrs.items()})
-        self._nc = nc
-
-    def append(self, states: np.ndarray):
-        """Add saved states of shape (n, members, d)."""
-        if not np.all(np.isfinite(states)):
-            bad = np.argwhere(~np.isfinite(states))[0]
-            raise FloatingPointError(
-                f"integration produced a non-finite state at saved sample {self.count + bad[0]}, "
-                f"member {bad[1]}: reduce dt or check the parameters")
-        n = states.shape[0]
-        if self._nc is None:
-            self._chunks.append(states)
-        else:
-            sl = slice(self.count, self.count + n)
-            self._nc["time"][sl] = self._times(self.count, n)
-            for name, a in self._split(states).items():
-                if self.keep_member_dim:
-                    self._nc[name][:, sl] = a
-                else:
-                    self._nc[name][sl] = a
-        self.count += n
-
-    def _times(self, start, n):
-        return self.t0 + self.sample_interval * np.arange(start, start + n)
-
-    def close(self) -> xr.Dataset:
-        if self._nc is not None:
-            self._nc.close()
-            os.replace(self._tmp, self.path)
-            return xr.open_dataset(self.path, chunks={})
-        states = np.concatenate(self._chunks, axis=0)
+    def _dataset(self, states, start):
+        """Saved states (n, m, d) as a Dataset whose samples start at saved sample ``start``."""
         data_vars = {name: (self._dims(self.variables[name][0]), a, self.var_attrs.get(name, {}))
                      for name, a in self._split(states).items()}
-        coords = {"time": ("time", self._times(0, self.count),
+        coords = {"time": ("time", self._times(start, states.shape[0]),
                            {"long_name": "time", "units": "model time units"})}
         coords.update({d: (d, np.asarray(v), self.coord_attrs.get(d, {}))
                        for d, v in self.coords.items()})
@@ -226,17 +170,31 @@ class TrajectoryWriter:
             coords["member"] = ("member", np.arange(self.n_members))
         return xr.Dataset(data_vars, coords=coords, attrs=self.attrs)
 
+    # -- recording ----------------------------------------------------------------------------
+    def append(self, states: np.ndarray):
+        """Add saved states of shape (n, members, d)."""
+        if not np.all(np.isfinite(states)):
+            bad = np.argwhere(~np.isfinite(states))[0]
+            raise FloatingPointError(
+                f"integration produced a non-finite state at saved sample {self.count + bad[0]}, "
+                f"member {bad[1]}: reduce dt or check the parameters")
+        if self._stream is None:
+            self._chunks.append(states)
+        else:
+            self._stream.append(self._dataset(states, self.count))
+        self.count += states.shape[0]
+
+    def _times(self, start, n):
+        return self.t0 + self.sample_interval * np.arange(start, start + n)
+
+    def close(self) -> xr.Dataset:
+        if self._stream is not None:
+            return xr.open_dataset(self._stream.close(self.attrs), chunks={})
+        return self._dataset(np.concatenate(self._chunks, axis=0), 0)
+
     def abort(self):
-        if self._nc is not None:
-            self._nc.close()
-            os.remove(self._tmp)
-
-
-def _nc_attr(value):
-    """NetCDF attributes must be numbers, strings or 1-D arrays; booleans and None become text."""
-    if isinstance(value, (bool, np.bool_)) or value is None:
-        return str(value)
-    return value
+        if self._stream is not None:
+            self._stream.abort()
 
 
 def provenance(system: str, equation: str, params: dict, dt: float, save_every: int, scheme: str,
@@ -254,7 +212,7 @@ def provenance(system: str, equation: str, params: dict, dt: float, save_every: 
         "seed": "None" if seed is None else str(seed),
         "xlangevin_version": __version__,
     }
-    attrs.update({f"param_{k}": _nc_attr(v) for k, v in params.items()})
+    attrs.update({f"param_{k}": io.nc_attr(v) for k, v in params.items()})
     if extra:
         attrs.update(extra)
     return attrs

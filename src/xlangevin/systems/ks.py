@@ -276,6 +276,32 @@ def _resolved_step(N: int, resolved) -> int:
     return N // n_points
 
 
+def _save_every(dt, sample_interval) -> int:
+    """Steps per saved sample; ``sample_interval`` must be a whole multiple of ``dt``."""
+    if not (np.isfinite(sample_interval) and sample_interval > 0):
+        raise ValueError(f"sample_interval must be a positive finite number, got {sample_interval}")
+    if not (np.isfinite(dt) and dt > 0):
+        raise ValueError(f"dt must be a positive finite number, got {dt}")
+    save_every = int(round(sample_interval / dt))
+    if save_every < 1 or abs(save_every * dt - sample_interval) > 1e-9 * sample_interval:
+        raise ValueError(f"sample_interval ({sample_interval}) must be a positive integer multiple "
+                         f"of dt ({dt})")
+    return save_every
+
+
+def _initial_fields(u0, rng, m, L, N):
+    """``(u (m, N), description)``: ``u0`` checked and broadcast, or random low modes."""
+    if u0 is None:
+        return (random_initial_condition(rng, m, L, N),
+                "random low Fourier modes n=1..4, std ~0.1, zero mean (numpy default_rng(seed))")
+    u0 = np.asarray(u0, dtype=float)
+    if u0.ndim not in (1, 2) or u0.shape[-1] != N or (u0.ndim == 2 and u0.shape[0] not in (1, m)):
+        raise ValueError(f"u0 must have shape ({N},) or ({m}, {N}), got {u0.shape}")
+    if not np.all(np.isfinite(u0)):
+        raise ValueError("u0 must be finite")
+    return np.array(np.broadcast_to(u0.reshape(-1, N), (m, N))), "user-supplied u0"
+
+
 def simulate(n_samples: int = 10_000, L: float = 34.0, N: int = 64, dt: float = 0.1,
              sample_interval: float = 1.0, burn_in: float = 5000.0, n_members: int | None = None,
              u0=None, seed=None, progress: bool = True, path=None, resolved=False,
@@ -304,33 +330,13 @@ def simulate(n_samples: int = 10_000, L: float = 34.0, N: int = 64, dt: float = 
     chunk_samples : samples held in memory before being handed to the writer.
     """
     L, N = _check_domain(L, N)
-    if not (np.isfinite(sample_interval) and sample_interval > 0):
-        raise ValueError(f"sample_interval must be a positive finite number, got {sample_interval}")
-    if not (np.isfinite(dt) and dt > 0):
-        raise ValueError(f"dt must be a positive finite number, got {dt}")
-    save_every = int(round(sample_interval / dt))
-    if save_every < 1 or abs(save_every * dt - sample_interval) > 1e-9 * sample_interval:
-        raise ValueError(f"sample_interval ({sample_interval}) must be a positive integer multiple "
-                         f"of dt ({dt})")
+    save_every = _save_every(dt, sample_interval)
     m = check_run_args(n_samples, dt, save_every, burn_in, n_members)
     n_samples = int(n_samples)
     if int(chunk_samples) < 1:
         raise ValueError(f"chunk_samples must be >= 1, got {chunk_samples}")
     step = _resolved_step(N, resolved)
-
-    rng = np.random.default_rng(seed)
-    if u0 is None:
-        u = random_initial_condition(rng, m, L, N)
-        ic = "random low Fourier modes n=1..4, std ~0.1, zero mean (numpy default_rng(seed))"
-    else:
-        u0 = np.asarray(u0, dtype=float)
-        if u0.ndim not in (1, 2) or u0.shape[-1] != N or (u0.ndim == 2 and u0.shape[0] not in (1, m)):
-            raise ValueError(f"u0 must have shape ({N},) or ({m}, {N}), got {u0.shape}")
-        if not np.all(np.isfinite(u0)):
-            raise ValueError("u0 must be finite")
-        u = np.array(np.broadcast_to(u0.reshape(-1, N), (m, N)))
-        ic = "user-supplied u0"
-
+    u, ic = _initial_fields(u0, np.random.default_rng(seed), m, L, N)
     stepper = ETDRK4(L, N, dt)
     x = grid(L, N)
     x_attrs = {"long_name": "position", "units": "model length units (periodic, period L)"}

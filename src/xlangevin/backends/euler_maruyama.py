@@ -1,6 +1,18 @@
-"""Euler–Maruyama stepping kernels (numba) for :meth:`xlangevin.LangevinModel.generate`.
+"""Euler–Maruyama stepping of an ensemble for :meth:`xlangevin.LangevinModel.generate`.
 
-One kernel, :func:`em_blocks`, advances an ensemble (METHODS.md §0, §5)::
+Registered as ``"euler_maruyama"``: a stepper class built as ``Stepper(drift, Sigma)`` and
+called once per chunk of steps with the same arguments on every backend (so all consume the same
+noise and agree up to rounding):
+
+* numpy — :class:`ReferenceStepper`, the reference loop: one batched score call per step (torch
+  for a network score, numpy for a callable);
+* numba — :class:`NumbaStepper`: the kernel :func:`em_blocks` on threads over blocks of members.
+
+``drift`` (:class:`xlangevin.dynamics.drift.DriftField`) carries ``Phi`` (d, d), the
+standardized score ``score_std`` (numpy) and ``score_tensor`` (torch, or None), the current
+velocity ``current`` (or None), and the numba ``strategy`` with ``folded`` (below).
+
+The kernel, :func:`em_blocks`, advances an ensemble (METHODS.md §0, §5)::
 
     x <- x + dt * Phi s(x) + sqrt(2 dt) * Sigma eta,        eta ~ N(0, I),
 
@@ -8,7 +20,7 @@ in the model's standardized units, for a chunk of steps whose normals ``eta`` (n
 drawn beforehand by the caller (so every backend consumes the same noise). Members are cut into
 blocks; the kernel carries each block of its range through all the steps of the chunk (the
 block's states and activations stay in cache). It is serial and releases the GIL: the caller runs
-disjoint block ranges on threads (:class:`xlangevin.langevin.LangevinModel` does). A serial kernel
+disjoint block ranges on threads (:class:`NumbaStepper` does). A serial kernel
 compiles 3-5x faster than a ``prange`` one, and keeps OpenBLAS (called for the MLP layers) out of
 an OpenMP region. After each step a member that left the bound (``|x_i| > bound`` or non-finite)
 is reset to a data state (mode 0) or frozen with the step recorded (mode 1, the caller raises).
@@ -36,13 +48,20 @@ which would stop the loops from vectorizing).
 
 from __future__ import annotations
 
+import contextlib
+import math
+from concurrent.futures import ThreadPoolExecutor
+
+import numba
 import numpy as np
 from llvmlite import ir
 from numba import njit, types
 from numba.extending import intrinsic, overload
 
+from . import register, torch_threads
+
 __all__ = ["em_blocks", "mlp_drift", "pack_mlp", "row_drift", "apply_rows", "exp64", "exp32",
-           "swish_bias", "FASTMATH"]
+           "swish_bias", "FASTMATH", "NumbaStepper", "ReferenceStepper", "n_threads"]
 
 FASTMATH = {"reassoc", "contract", "nsz", "arcp"}
 
@@ -362,6 +381,132 @@ def em_blocks(drift, p, ip, scratch_size, block, b0, b1, x, PhiT, SigT, noise, d
         for b in range(nb):
             for i in range(d):
                 x[r0 + b, i] = xs[b, i]
+
+
+# -- the steppers (one chunk of steps; the same arguments on every backend) ---------------------
+def n_threads() -> int:
+    """Threads numba may use."""
+    return max(1, int(numba.get_num_threads()))
+
+
+@register("euler_maruyama", "numba")
+class NumbaStepper:
+    """:func:`em_blocks` on ``numba.get_num_threads()`` threads, each advancing a contiguous
+    range of member blocks (the kernel releases the GIL). Needs ``drift.strategy``."""
+
+    name = "numba"
+
+    def __init__(self, drift, Sig):
+        if drift.strategy is None:
+            raise ValueError("this drift has no numba strategy")
+        self.drift, self.p, self.ip, self.scratch, self.block = drift.strategy
+        # folded: the strategy returns the whole drift (an empty Phi^T tells the kernel)
+        self.PhiT = np.empty((0, Sig.shape[0]), Sig.dtype) if drift.folded else \
+            np.ascontiguousarray(drift.Phi.T)
+        self.SigT = np.ascontiguousarray(Sig.T)
+        self.n_threads = n_threads()
+        self._pool = None
+        self._blas = None
+
+    def __call__(self, x, noise, dt, bound, mode, samples, pool, resets, frozen, out, g0,
+                 save_every):
+        from threadpoolctl import threadpool_limits
+
+        if self._blas is None:      # one-thread OpenBLAS until close() (generate's finally)
+            self._blas = threadpool_limits(1, user_api="blas")
+        T = x.dtype.type
+        m = x.shape[0]
+        # at least one block per thread where the members allow
+        block = max(1, min(self.block, max(8, -(-m // self.n_threads))))
+        n_blocks = -(-m // block)
+        k = min(self.n_threads, n_blocks)
+        edges = np.linspace(0, n_blocks, k + 1).astype(np.int64)
+
+        def run(i):
+            em_blocks(self.drift, self.p, self.ip, self.scratch, block,
+                                 edges[i], edges[i + 1], x, self.PhiT, self.SigT, noise, T(dt),
+                                 T(math.sqrt(2.0 * dt)), T(bound), mode, samples, pool, resets,
+                                 frozen, out, g0, save_every)
+
+        if k == 1:
+            run(0)
+            return
+        if self._pool is None:
+            self._pool = ThreadPoolExecutor(max_workers=self.n_threads)
+        list(self._pool.map(run, range(k)))
+
+    def close(self):
+        if self._pool is not None:
+            self._pool.shutdown()
+            self._pool = None
+        if self._blas is not None:
+            self._blas.restore_original_limits()
+            self._blas = None
+
+
+@register("euler_maruyama", "numpy")
+class ReferenceStepper:
+    """The reference loop: one batched drift call per step. With a torch score
+    (``drift.score_tensor``) the update products run in torch too, on the same threads as the
+    network (numpy's BLAS threads and torch's would otherwise contend for the cores)."""
+
+    name = "numpy"
+
+    def __init__(self, drift, Sig):
+        self.score_std = drift.score_std
+        self.torch_std = drift.score_tensor
+        self.current = drift.current
+        self.PhiT = np.ascontiguousarray(drift.Phi.T)
+        self.SigT = np.ascontiguousarray(Sig.T)
+
+    def close(self):
+        pass
+
+    def _products(self, x, noise, dt_, sq):
+        """Generator of the proposed states ``x + dt (Phi s(x) + v(x)) + sq Sigma eta_j``, step
+        by step (``x`` is read afresh at every step; ``v`` the current velocity, if any)."""
+        v = self.current
+        if self.torch_std is None:
+            for j in range(noise.shape[0]):
+                f = self.score_std(x) @ self.PhiT
+                if v is not None:
+                    f += v(x)
+                yield x + dt_ * f + sq * (noise[j] @ self.SigT)
+            return
+        import torch
+
+        xt, nt = torch.from_numpy(x), torch.from_numpy(noise)
+        PhiT, SigT = torch.from_numpy(self.PhiT), torch.from_numpy(self.SigT)
+        small = torch_threads(1) if x.shape[0] < 512 else contextlib.nullcontext()
+        with torch.no_grad(), small:
+            for j in range(noise.shape[0]):
+                f = self.torch_std(xt) @ PhiT
+                if v is not None:
+                    f += v.tensor(xt)
+                yield (xt + dt_ * f + sq * (nt[j] @ SigT)).numpy()
+
+    def __call__(self, x, noise, dt, bound, mode, samples, pool, resets, frozen, out, g0,
+                 save_every):
+        T = x.dtype.type
+        dt_, sq, bound = T(dt), T(math.sqrt(2.0 * dt)), T(bound)
+        s0 = g0 // save_every if save_every > 0 else 0
+        K = pool.shape[1]
+        for j, new in enumerate(self._products(x, noise, dt_, sq)):
+            g = g0 + j
+            with np.errstate(invalid="ignore"):
+                bad = ~np.all(np.abs(new) <= bound, axis=1)
+            if bad.any():
+                idx = np.flatnonzero(bad)
+                if mode == 0:
+                    new[idx] = samples[pool[idx, resets[idx] % K]]
+                    resets[idx] += 1
+                else:
+                    frozen[idx] = g
+                    x[~bad] = new[~bad]
+                    return
+            x[...] = new
+            if save_every > 0 and (g + 1) % save_every == 0:
+                out[(g + 1) // save_every - 1 - s0] = x
 
 
 def check_exp():

@@ -29,11 +29,11 @@ import torch
 from torch import nn
 from tqdm.auto import tqdm
 
-from ._params import Interval, OneOf, validate_params
-from ._version import __version__
-from .data import DataError, as_feature_data, check_periodic_field
-from .nets import MLP, UNet1d, torch_threads
-from .score import NoiseToScore, ScoreModel
+from ..backends import torch_threads
+from ..base import Estimator, Flag, Interval, OneOf, Seed, Sizes, provenance
+from ..data import DataError, check_periodic_field
+from .model import NoiseToScore, ScoreModel
+from .nets import MLP, UNet1d
 
 __all__ = ["DSM", "lr_factor"]
 
@@ -51,7 +51,7 @@ def lr_factor(step: int, total: int, warmup: int, floor: float = 0.1) -> float:
     return floor + (1.0 - floor) * 0.5 * (1.0 + math.cos(math.pi * t))
 
 
-class DSM:
+class DSM(Estimator):
     """Denoising score matching at one noise level (see module docstring).
 
     Parameters
@@ -101,8 +101,32 @@ class DSM:
     progress : progress bar over epochs with the current losses.
     """
 
-    _table = {
+    sigma: float = 0.1
+    network: object = "mlp"
+    hidden: tuple = (128, 64)
+    base_channels: int = 16
+    channel_mults: tuple = (1, 2, 4)
+    norm: str = "group"
+    symmetrize: bool = False
+    epochs: int | None = None
+    batch_size: int = 512
+    samples_per_epoch: int | None = None
+    learning_rate: float = 1e-3
+    warmup_fraction: float = 0.05
+    ema_decay: float = 0.999
+    validation_fraction: float = 0.05
+    antithetic: bool = True
+    shift_augmentation: bool = False
+    device: object = None
+    dim: str = "time"
+    variables: object = None
+    seed: int | None = None
+    progress: bool = True
+
+    _constraints = {
         "sigma": Interval(0, None, closed="neither"),
+        "hidden": Sizes(),
+        "channel_mults": Sizes(),
         "epochs": Interval(1, None, integer=True, optional=True),
         "batch_size": Interval(1, None, integer=True),
         "samples_per_epoch": Interval(1, None, integer=True, optional=True),
@@ -112,59 +136,21 @@ class DSM:
         "validation_fraction": Interval(0, 0.5, closed="left"),
         "base_channels": Interval(1, None, integer=True),
         "norm": OneOf(("group", "batch", "none")),
-        "antithetic": OneOf((True, False)),
-        "shift_augmentation": OneOf((True, False)),
-        "symmetrize": OneOf((True, False)),
+        "antithetic": Flag(),
+        "shift_augmentation": Flag(),
+        "symmetrize": Flag(),
+        "seed": Seed(),
     }
 
-    def __init__(self, sigma=0.1, network="mlp", hidden=(128, 64), base_channels=16,
-                 channel_mults=(1, 2, 4), norm="group", symmetrize=False, epochs=None,
-                 batch_size=512, samples_per_epoch=None, learning_rate=1e-3,
-                 warmup_fraction=0.05, ema_decay=0.999, validation_fraction=0.05,
-                 antithetic=True, shift_augmentation=False, device=None, dim="time",
-                 variables=None, seed=None, progress=True):
-        self.sigma = sigma
-        self.network = network
-        self.hidden = hidden
-        self.base_channels = base_channels
-        self.channel_mults = channel_mults
-        self.norm = norm
-        self.symmetrize = symmetrize
-        self.epochs = epochs
-        self.batch_size = batch_size
-        self.samples_per_epoch = samples_per_epoch
-        self.learning_rate = learning_rate
-        self.warmup_fraction = warmup_fraction
-        self.ema_decay = ema_decay
-        self.validation_fraction = validation_fraction
-        self.antithetic = antithetic
-        self.shift_augmentation = shift_augmentation
-        self.device = device
-        self.dim = dim
-        self.variables = variables
-        self.seed = seed
-        self.progress = progress
-
-    def get_params(self) -> dict:
-        return dict(vars(self))
-
-    # ---------------------------------------------------------------------------------------
-    def _check_params(self):
-        validate_params(self.get_params(), self._table)
+    def _check(self) -> None:
         net = self.network
         if not (isinstance(net, nn.Module) or net in ("mlp", "unet1d")):
             raise ValueError(f"network must be 'mlp', 'unet1d' or a torch nn.Module, got {net!r}")
         if self.symmetrize and not (net == "unet1d" or isinstance(net, UNet1d)):
             raise ValueError("symmetrize=True is for the U-Net (network='unet1d') only")
-        try:
-            hidden = tuple(int(h) for h in self.hidden)
-            mults = tuple(int(m) for m in self.channel_mults)
-        except (TypeError, ValueError):
-            raise ValueError("hidden and channel_mults must be sequences of positive integers, "
-                             f"got {self.hidden!r}, {self.channel_mults!r}") from None
-        if not hidden or min(hidden) < 1 or not mults or min(mults) < 1:
-            raise ValueError("hidden and channel_mults must be non-empty sequences of positive "
-                             f"integers, got {self.hidden!r}, {self.channel_mults!r}")
+
+    def _data_options(self) -> dict:
+        return {"dtype": np.float32}
 
     def _device(self) -> torch.device:
         if self.device is None:
@@ -190,12 +176,11 @@ class DSM:
                           norm=self.norm)
 
     # ---------------------------------------------------------------------------------------
-    def fit(self, data) -> ScoreModel:
-        """Fit on xarray (Dataset/DataArray) or an (n, d) array in physical units."""
-        self._check_params()
+    def _fit(self, features) -> ScoreModel:
         device = self._device()
-        space, Y = as_feature_data(data, self.dim, self.variables, np.float32)
-        Y = np.asarray(Y, dtype=np.float32)  # DSM samples batches at random: data in memory
+        # DSM samples batches at random: the data in memory, float32
+        features = features.in_memory().as_dtype(np.float32)
+        space, Y = features.space, np.asarray(features.X, dtype=np.float32)
         n, d = Y.shape
         if self.network == "unet1d" or isinstance(self.network, UNet1d):
             check_periodic_field(space, "network='unet1d' (else use network='mlp')")
@@ -205,21 +190,8 @@ class DSM:
         if invariant:  # translation-invariant field: one mean and scale for the whole grid
             space, Y = _pooled_standardization(space, Y)
         rng = np.random.default_rng(self.seed)
-        perm = rng.permutation(n)
-        n_val = int(round(self.validation_fraction * n))
-        if n - n_val < 2:
-            raise DataError(f"only {n - n_val} training samples after holding out "
-                            f"validation_fraction={self.validation_fraction}; use more data")
-        val_idx, train_idx = np.sort(perm[:n_val]), np.sort(perm[n_val:])
-        n_train = len(train_idx)
-        per_epoch = n_train if self.samples_per_epoch is None else int(self.samples_per_epoch)
-        steps_per_epoch = -(-per_epoch // self.batch_size)
-        epochs = self.epochs
-        if epochs is None:
-            epochs = int(np.clip(-(-_TARGET_STEPS // steps_per_epoch), 10, 2000))
-        total_steps = epochs * steps_per_epoch
-        warmup = int(math.ceil(self.warmup_fraction * total_steps))
-
+        val_idx, train_idx = self._split(n, rng)
+        plan = self._schedule(len(train_idx))
         net = self._build_network(d, int(rng.integers(2**31))).to(device).float()
         gen = torch.Generator(device=device).manual_seed(int(rng.integers(2**62)))
         cpu_gen = torch.Generator().manual_seed(int(rng.integers(2**62)))
@@ -231,42 +203,59 @@ class DSM:
         if self.shift_augmentation:
             shift = (torch.tensor(np.array(space.mean), dtype=torch.float32, device=device),
                      torch.tensor(np.array(space.scale), dtype=torch.float32, device=device))
-
-        history = self._train(net, Yt, (Yv, Zv), epochs, steps_per_epoch, per_epoch,
-                              total_steps, warmup, gen, cpu_gen, shift, device)
+        history = self._train(net, Yt, (Yv, Zv), plan["epochs"], plan["steps_per_epoch"],
+                              plan["per_epoch"], plan["total_steps"], plan["warmup"], gen,
+                              cpu_gen, shift, device)
         ema = history.pop("network")
         if self.symmetrize:
             ema.symmetrize = True
-        field = NoiseToScore(ema.eval(), self.sigma)
-        attrs = {
-            "network": type(ema).__name__, "network_config": getattr(ema, "config", "custom"),
-            "n_parameters": int(sum(p.numel() for p in ema.parameters())),
-            "epochs": int(epochs), "steps": int(total_steps), "warmup_steps": int(warmup),
-            "batch_size": int(self.batch_size), "samples_per_epoch": int(per_epoch),
-            "antithetic": bool(self.antithetic),
-            "shift_augmentation": bool(self.shift_augmentation),
-            "standardization": "pooled over the grid" if invariant else "per feature",
-            "n_samples": int(n), "n_validation": int(n_val), "device": str(device),
-            "final_train_loss": history["train"][-1],
-            "final_validation_loss": history["validation"][-1] if n_val else float("nan"),
-            "validation_loss_zero": history["validation_zero"],
-            "train_loss": history["train"], "validation_loss": history["validation"],
-            "epoch_time_s": history["epoch_time"],
-            "train_time_s": float(np.sum(history["epoch_time"])),
-            "seed": "None" if self.seed is None else str(self.seed),
-            "xlangevin_version": __version__,
-        }
-        model = ScoreModel(field, space, self.sigma, "dsm", attrs=attrs)
-        model.history = {k: np.asarray(v) if isinstance(v, list) else v
-                         for k, v in history.items()}
-        return model
+        attrs = self._attrs(ema, plan, history, n, len(val_idx), device, invariant)
+        return ScoreModel(NoiseToScore(ema.eval(), self.sigma), space, self.sigma, "dsm",
+                          attrs=attrs, history={k: np.asarray(v) if isinstance(v, list) else v
+                                                for k, v in history.items()})
+
+    def _split(self, n, rng):
+        """Sorted validation and training rows (a random ``validation_fraction`` held out)."""
+        perm = rng.permutation(n)
+        n_val = int(round(self.validation_fraction * n))
+        if n - n_val < 2:
+            raise DataError(f"only {n - n_val} training samples after holding out "
+                            f"validation_fraction={self.validation_fraction}; use more data")
+        return np.sort(perm[:n_val]), np.sort(perm[n_val:])
+
+    def _schedule(self, n_train) -> dict:
+        """Samples per epoch, steps per epoch, epochs, total and warm-up steps."""
+        per_epoch = n_train if self.samples_per_epoch is None else int(self.samples_per_epoch)
+        steps_per_epoch = -(-per_epoch // self.batch_size)
+        epochs = self.epochs
+        if epochs is None:
+            epochs = int(np.clip(-(-_TARGET_STEPS // steps_per_epoch), 10, 2000))
+        total_steps = epochs * steps_per_epoch
+        return {"per_epoch": per_epoch, "steps_per_epoch": steps_per_epoch, "epochs": epochs,
+                "total_steps": total_steps,
+                "warmup": int(math.ceil(self.warmup_fraction * total_steps))}
+
+    def _attrs(self, ema, plan, history, n, n_val, device, invariant) -> dict:
+        return provenance(
+            self, network=type(ema).__name__, network_config=getattr(ema, "config", "custom"),
+            n_parameters=int(sum(p.numel() for p in ema.parameters())),
+            epochs=int(plan["epochs"]), steps=int(plan["total_steps"]),
+            warmup_steps=int(plan["warmup"]), batch_size=int(self.batch_size),
+            samples_per_epoch=int(plan["per_epoch"]), antithetic=bool(self.antithetic),
+            shift_augmentation=bool(self.shift_augmentation),
+            standardization="pooled over the grid" if invariant else "per feature",
+            n_samples=int(n), n_validation=int(n_val), device=str(device),
+            final_train_loss=history["train"][-1],
+            final_validation_loss=history["validation"][-1] if n_val else float("nan"),
+            validation_loss_zero=history["validation_zero"], train_loss=history["train"],
+            validation_loss=history["validation"], epoch_time_s=history["epoch_time"],
+            train_time_s=float(np.sum(history["epoch_time"])))
 
     # ---------------------------------------------------------------------------------------
     def _train(self, net, Yt, val, epochs, steps_per_epoch, per_epoch, total_steps, warmup,
                gen, cpu_gen, shift, device):
         sigma = float(self.sigma)
-        n_train, d = Yt.shape
-        bs = int(self.batch_size)
+        n_train = Yt.shape[0]
         on_gpu = device.type == "cuda"
         # fused Adam: one kernel per step on the GPU (the U-Net's steps are launch-bound)
         opt = torch.optim.Adam(net.parameters(), lr=self.learning_rate,
@@ -276,9 +265,6 @@ class DSM:
         ema = copy.deepcopy(net).eval()
         for p in ema.parameters():
             p.requires_grad_(False)
-        params = [p for p in net.parameters()]
-        ema_params = [p for p in ema.parameters()]
-        cols = torch.arange(d, device=device)
         history = {"train": [], "validation": [], "epoch_time": [], "validation_time": [],
                    "lr": []}
         Yv, Zv = val
@@ -294,32 +280,8 @@ class DSM:
         with torch_threads(threads):
             for epoch in bar:
                 t0 = time.perf_counter()
-                net.train()
                 order = self._epoch_order(n_train, per_epoch, cpu_gen).to(device)
-                total = torch.zeros((), device=device)
-                for start in range(0, per_epoch, bs):
-                    y = Yt[order[start:start + bs]]
-                    if shift is not None:
-                        y = self._shift(y, shift, cols, gen)
-                    z = torch.randn(y.shape, generator=gen, device=device)
-                    if self.antithetic:
-                        x = torch.cat([y + sigma * z, y - sigma * z])
-                        z = torch.cat([z, -z])
-                    else:
-                        x = y + sigma * z
-                    loss = torch.mean((net(x) - z) ** 2)
-                    opt.zero_grad(set_to_none=True)
-                    loss.backward()
-                    opt.step()
-                    sched.step()
-                    decay = min(self.ema_decay, (1.0 + step) / (10.0 + step))
-                    with torch.no_grad():
-                        _ema_update(ema_params, params, decay)
-                    total += loss.detach() * len(y)
-                    step += 1
-                with torch.no_grad():
-                    for b_ema, b in zip(ema.buffers(), net.buffers()):
-                        b_ema.copy_(b)
+                total, step = self._epoch(net, ema, opt, sched, Yt, order, shift, gen, step)
                 history["train"].append(float(total) / per_epoch)  # (synchronizes)
                 if not math.isfinite(history["train"][-1]):
                     bar.close()
@@ -342,6 +304,40 @@ class DSM:
         bar.close()
         history["network"] = ema
         return history
+
+    def _epoch(self, net, ema, opt, sched, Y, order, shift, gen, step):
+        """One epoch over the rows ``order`` of ``Y`` in batches: the antithetic DSM loss
+        ``mean |eps(y + sigma z) - z|^2``, an Adam step and the EMA update per batch.
+        Returns the summed loss (a tensor) and the step count."""
+        sigma, bs = float(self.sigma), int(self.batch_size)
+        params, ema_params = list(net.parameters()), list(ema.parameters())
+        cols = torch.arange(Y.shape[1], device=Y.device)
+        total = torch.zeros((), device=Y.device)
+        net.train()
+        for start in range(0, len(order), bs):
+            y = Y[order[start:start + bs]]
+            if shift is not None:
+                y = self._shift(y, shift, cols, gen)
+            z = torch.randn(y.shape, generator=gen, device=Y.device)
+            if self.antithetic:
+                x = torch.cat([y + sigma * z, y - sigma * z])
+                z = torch.cat([z, -z])
+            else:
+                x = y + sigma * z
+            loss = torch.mean((net(x) - z) ** 2)
+            opt.zero_grad(set_to_none=True)
+            loss.backward()
+            opt.step()
+            sched.step()
+            decay = min(self.ema_decay, (1.0 + step) / (10.0 + step))
+            with torch.no_grad():
+                _ema_update(ema_params, params, decay)
+            total += loss.detach() * len(y)
+            step += 1
+        with torch.no_grad():
+            for b_ema, b in zip(ema.buffers(), net.buffers()):
+                b_ema.copy_(b)
+        return total, step
 
     @staticmethod
     def _epoch_order(n_train, per_epoch, cpu_gen):
@@ -386,11 +382,8 @@ def _pooled_standardization(space, Y):
     phys = space.to_physical(Y)
     m = float(np.mean(space.mean))
     var = float(np.mean(space.scale**2 + (space.mean - m) ** 2))
-    pooled = copy.copy(space)
-    pooled.mean = np.full_like(space.mean, m)
-    pooled.scale = np.full_like(space.scale, np.sqrt(var))
-    for a in (pooled.mean, pooled.scale):
-        a.setflags(write=False)
+    pooled = space.with_moments(np.full_like(space.mean, m), np.full_like(space.scale,
+                                                                         np.sqrt(var)))
     return pooled, np.ascontiguousarray(pooled.to_standard(phys), dtype=np.float32)
 
 

@@ -14,7 +14,7 @@ import sys
 import numpy as np
 import xarray as xr
 
-from .io import atomic_target
+from ..io import atomic_target
 
 __all__ = ["comparison", "matrices", "save_figure"]
 
@@ -66,7 +66,7 @@ def _fmt(x):
 
 def _trajectories(subfig, report, data, sim, feats, window):
     """Data vs one simulation member: line plots for few features, Hovmoller for many."""
-    from .data import FeatureSpace
+    from ..data import FeatureSpace
 
     dim = report.attrs.get("sample_dim", "time")
     mdim = report.attrs.get("member_dim", "member")
@@ -121,6 +121,64 @@ def _trajectories(subfig, report, data, sim, feats, window):
                        frameon=False)
 
 
+def _pdf_row(sf, report, feats, labels):
+    """Marginal PDFs of data and model, one panel per feature, titled with the distances."""
+    axes = np.atleast_1d(sf.subplots(1, max(len(feats), 1)))
+    for ax, j in zip(axes, feats):
+        x = report["bin_center"].values[j]
+        ax.plot(x, report["pdf_data"].values[j], label="data", **DATA_STYLE)
+        ax.plot(x, report["pdf_sim"].values[j], label="model", **MODEL_STYLE)
+        ax.set_title(f"{labels[j]}\nKL {_fmt(report.kl.values[j])}, "
+                     f"H {_fmt(report.hellinger.values[j])}, "
+                     f"W1 {_fmt(report.wasserstein.values[j])}", fontsize="medium")
+        ax.set_xlabel(labels[j])
+        ax.set_ylim(bottom=0)
+    axes[0].set_ylabel("PDF")
+    axes[0].legend(fontsize="small", frameon=False)
+
+
+def _acf_row(sf, report, feats):
+    """ACFs of data and model (with the members' range), one panel per feature."""
+    axes = np.atleast_1d(sf.subplots(1, max(len(feats), 1), sharey=True))
+    lag = report["lag"].values
+    lag_units = report.attrs.get("lag_units", "")
+    for ax, j in zip(axes, feats):
+        ax.axhline(0, color="0.7", lw=0.8)
+        if report.sizes.get(report.attrs.get("member_dim", "member"), 1) > 1:
+            m = report["acf_sim_member"].values[:, j]
+            ax.fill_between(lag, np.nanmin(m, 0), np.nanmax(m, 0), color="tab:red",
+                            alpha=0.15, lw=0, label="model members")
+        ax.plot(lag, report["acf_data"].values[j], label="data", **DATA_STYLE)
+        ax.plot(lag, report["acf_sim"].values[j], label="model", **MODEL_STYLE)
+        ax.set_title(f"ACF RMSE {_fmt(report.acf_rmse.values[j])}", fontsize="medium")
+        ax.set_xlabel({"samples": "lag (steps)", "": "lag"}.get(
+            lag_units, f"lag [{lag_units}]"))
+        ax.set_xlim(lag[0], lag[-1])
+    axes[0].set_ylabel("autocorrelation")
+    axes[0].legend(fontsize="small", frameon=False)
+
+
+def _pair_row(sf, report, n_pairs):
+    """Bivariate PDFs, data and model side by side on a shared color scale per pair."""
+    axes = np.atleast_1d(sf.subplots(1, 2 * n_pairs))
+    for i in range(n_pairs):
+        cx = report["center_x"].values[i]
+        cy = report["center_y"].values[i]
+        pd_, ps_ = report["pdf2_data"].values[i], report["pdf2_sim"].values[i]
+        vmax = max(pd_.max(), ps_.max())
+        lx, ly = str(report["label_x"].values[i]), str(report["label_y"].values[i])
+        for k, (P, who) in enumerate(((pd_, "data"), (ps_, "model"))):
+            ax = axes[2 * i + k]
+            m = ax.pcolormesh(cx, cy, P.T, shading="auto", cmap="viridis", vmin=0,
+                              vmax=vmax, rasterized=True)
+            title = who if k == 0 else (f"{who}: KL {_fmt(report.kl_2d.values[i])}, "
+                                       f"H {_fmt(report.hellinger_2d.values[i])}")
+            ax.set_title(title, fontsize="medium")
+            ax.set_xlabel(lx)
+            ax.set_ylabel(ly)
+        sf.colorbar(m, ax=axes[2 * i: 2 * i + 2], shrink=0.85, label="PDF")
+
+
 def comparison(report: xr.Dataset, data=None, sim=None, path=None, features=None,
                max_features: int = 4, window: int | None = None, dpi: int = 120):
     """Draw a :func:`xlangevin.compare` report in the style of the papers.
@@ -151,60 +209,17 @@ def comparison(report: xr.Dataset, data=None, sim=None, path=None, features=None
     fig = _new_figure((width, sum(h for _, h in rows) + 0.6))
     subfigs = fig.subfigures(len(rows), 1, height_ratios=[h for _, h in rows])
     subfigs = np.atleast_1d(subfigs)
-    lag_units = report.attrs.get("lag_units", "")
     for (kind, _), sf in zip(rows, subfigs):
         if kind == "traj":
             n_lag = report.sizes["lag"]
             win = int(window) if window is not None else int(min(2000, max(200, 20 * n_lag)))
             _trajectories(sf, report, data, sim, feats, win)
         elif kind == "pdf":
-            axes = np.atleast_1d(sf.subplots(1, n_cols))
-            for ax, j in zip(axes, feats):
-                x = report["bin_center"].values[j]
-                ax.plot(x, report["pdf_data"].values[j], label="data", **DATA_STYLE)
-                ax.plot(x, report["pdf_sim"].values[j], label="model", **MODEL_STYLE)
-                ax.set_title(f"{labels[j]}\nKL {_fmt(report.kl.values[j])}, "
-                             f"H {_fmt(report.hellinger.values[j])}, "
-                             f"W1 {_fmt(report.wasserstein.values[j])}", fontsize="medium")
-                ax.set_xlabel(labels[j])
-                ax.set_ylim(bottom=0)
-            axes[0].set_ylabel("PDF")
-            axes[0].legend(fontsize="small", frameon=False)
+            _pdf_row(sf, report, feats, labels)
         elif kind == "acf":
-            axes = np.atleast_1d(sf.subplots(1, n_cols, sharey=True))
-            lag = report["lag"].values
-            for ax, j in zip(axes, feats):
-                ax.axhline(0, color="0.7", lw=0.8)
-                if report.sizes.get(report.attrs.get("member_dim", "member"), 1) > 1:
-                    m = report["acf_sim_member"].values[:, j]
-                    ax.fill_between(lag, np.nanmin(m, 0), np.nanmax(m, 0), color="tab:red",
-                                    alpha=0.15, lw=0, label="model members")
-                ax.plot(lag, report["acf_data"].values[j], label="data", **DATA_STYLE)
-                ax.plot(lag, report["acf_sim"].values[j], label="model", **MODEL_STYLE)
-                ax.set_title(f"ACF RMSE {_fmt(report.acf_rmse.values[j])}", fontsize="medium")
-                ax.set_xlabel({"samples": "lag (steps)", "": "lag"}.get(
-                    lag_units, f"lag [{lag_units}]"))
-                ax.set_xlim(lag[0], lag[-1])
-            axes[0].set_ylabel("autocorrelation")
-            axes[0].legend(fontsize="small", frameon=False)
+            _acf_row(sf, report, feats)
         else:
-            axes = np.atleast_1d(sf.subplots(1, 2 * n_pairs))
-            for i in range(n_pairs):
-                cx = report["center_x"].values[i]
-                cy = report["center_y"].values[i]
-                pd_, ps_ = report["pdf2_data"].values[i], report["pdf2_sim"].values[i]
-                vmax = max(pd_.max(), ps_.max())
-                lx, ly = str(report["label_x"].values[i]), str(report["label_y"].values[i])
-                for k, (P, who) in enumerate(((pd_, "data"), (ps_, "model"))):
-                    ax = axes[2 * i + k]
-                    m = ax.pcolormesh(cx, cy, P.T, shading="auto", cmap="viridis", vmin=0,
-                                      vmax=vmax, rasterized=True)
-                    title = who if k == 0 else (f"{who}: KL {_fmt(report.kl_2d.values[i])}, "
-                                               f"H {_fmt(report.hellinger_2d.values[i])}")
-                    ax.set_title(title, fontsize="medium")
-                    ax.set_xlabel(lx)
-                    ax.set_ylabel(ly)
-                sf.colorbar(m, ax=axes[2 * i: 2 * i + 2], shrink=0.85, label="PDF")
+            _pair_row(sf, report, n_pairs)
     a = report.attrs
     fig.suptitle(f"data vs model ({a['n_members_sim']} member{'s' * (a['n_members_sim'] > 1)})"
                  f"\nmean over {report.sizes['feature']} features: "

@@ -9,16 +9,17 @@ Jacobian come from automatic differentiation of the field:
 
 from __future__ import annotations
 
+import copy
+import json
+
 import numpy as np
 import torch
 import xarray as xr
 from torch import nn
 
-import json
-
-from . import io
-from ._version import __version__
-from .data import DataError, FeatureSpace, check_states
+from .. import io
+from ..base import Model, provenance
+from ..data import DataError, FeatureSpace, check_states
 from .nets import network_from_arrays, network_to_arrays
 
 __all__ = ["ScoreModel", "NoiseToScore", "register_field"]
@@ -62,8 +63,7 @@ def _is_xarray(x) -> bool:
     return isinstance(x, (xr.DataArray, xr.Dataset))
 
 
-@io.register_model("ScoreModel")
-class ScoreModel:
+class ScoreModel(Model):
     """A fitted score function (see module docstring).
 
     Parameters
@@ -78,6 +78,9 @@ class ScoreModel:
     batch_size : number of states evaluated at once; default: as many as keep the network's
         activations near ``EVAL_MEMORY`` bytes (a symmetrized U-Net needs ~0.2 MB a state, so
         a fixed 65536 would take >10 GB), at most 65536.
+    history : training history of the estimator (per-pass / per-epoch arrays; not saved).
+
+    The model is immutable; :meth:`to` returns a copy on another device.
     """
 
     #: activation memory of one evaluation batch (bytes) when ``batch_size`` is not given
@@ -85,15 +88,15 @@ class ScoreModel:
 
     def __init__(self, field: nn.Module, space: FeatureSpace, sigma: float, method: str,
                  cells: xr.Dataset | None = None, attrs: dict | None = None,
-                 batch_size: int | None = None):
+                 batch_size: int | None = None, history: dict | None = None):
         self.field = field.eval()
         self.space = space
         self.sigma = float(sigma)
         self.method = method
         self.cells = cells
-        self.attrs = {"method": method, "sigma": self.sigma, "xlangevin_version": __version__,
-                      **(attrs or {})}
-        self.batch_size = batch_size
+        self.attrs = {"method": method, "sigma": self.sigma, **provenance(), **(attrs or {})}
+        self._batch_size = None if batch_size is None else int(batch_size)
+        self.history = history
         for p in self.field.parameters():
             p.requires_grad_(False)
 
@@ -106,10 +109,6 @@ class ScoreModel:
             return self._batch_size
         per_row = 4 * int(getattr(self.field, "floats_per_row", 0) or 0)
         return 65536 if per_row == 0 else int(np.clip(self.EVAL_MEMORY // per_row, 256, 65536))
-
-    @batch_size.setter
-    def batch_size(self, value):
-        self._batch_size = None if value is None else int(value)
 
     @property
     def dim(self) -> int:
@@ -132,9 +131,8 @@ class ScoreModel:
         return torch.float32
 
     def to(self, device) -> "ScoreModel":
-        """Move the field to ``device`` (e.g. "cuda"); returns self."""
-        self.field.to(device)
-        return self
+        """A copy of the model with its field on ``device`` (e.g. "cuda", "cpu")."""
+        return self._replace(field=copy.deepcopy(self.field).to(device))
 
     def _consts(self, device, dtype):
         mean = torch.tensor(self.space.mean, device=device, dtype=dtype)
@@ -242,36 +240,35 @@ class ScoreModel:
         return self._apply(x, fn, lambda a: a, "scalar")
 
     # ---------------------------------------------------------------------------------------
-    def to_netcdf(self, path):
-        """Save arrays and attrs (network weights as arrays, never pickle), atomically."""
+    def to_groups(self) -> dict:
+        """The feature space, the field's weights (arrays, never pickle) and the cells."""
         kind = type(self.field).__name__
         if kind not in _FIELDS or not hasattr(self.field, "to_arrays"):
             raise TypeError(f"a score field of type {kind} cannot be saved; only fields made by "
                             "xlangevin estimators can (wrap plain callables again after loading)")
         config, arrays = self.field.to_arrays()
-        groups = {"space": self.space.to_dataset(),
+        root = xr.Dataset(attrs={"model_attrs": io.attrs_json(self.attrs),
+                                 "method": self.method, "sigma": self.sigma})
+        groups = {"": root, "space": self.space.to_dataset(),
                   "field": io.arrays_to_dataset(arrays, {"field_type": kind,
                                                          "field_config": json.dumps(config)})}
         if self.cells is not None:
             groups["cells"] = self.cells
-        attrs = {k: v for k, v in self.attrs.items() if k != "xlangevin_version"}
-        return io.write_groups(path, "ScoreModel", groups, {
-            "model_attrs": json.dumps(attrs, default=str), "method": self.method,
-            "sigma": self.sigma})
+        return groups
 
     @classmethod
-    def _from_groups(cls, attrs, groups):
+    def from_groups(cls, groups):
+        attrs = groups[""].attrs
         field_ds = groups["field"]
         kind = field_ds.attrs["field_type"]
-        if kind not in _FIELDS:
-            from . import gmm  # noqa: F401  (registers GMMField)
         if kind not in _FIELDS:
             raise io.ModelFileError(f"unknown score field type {kind!r} in the file")
         field = _FIELDS[kind].from_arrays(json.loads(field_ds.attrs["field_config"]),
                                           io.dataset_to_arrays(field_ds))
         return cls(field, FeatureSpace.from_dataset(groups["space"]), float(attrs["sigma"]),
                    attrs["method"], cells=groups.get("cells"),
-                   attrs=json.loads(attrs["model_attrs"]))
+                   attrs={**json.loads(attrs["model_attrs"]),
+                          "xlangevin_version": attrs["xlangevin_version"]})
 
     def __repr__(self):
         cells = "" if self.cells is None else f" cells={self.cells.sizes.get('cell', 0)}"

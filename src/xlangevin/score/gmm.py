@@ -15,10 +15,8 @@ import numpy as np
 import torch
 from torch import nn
 
-from ._params import Interval, validate_params
-from ._version import __version__
-from .data import as_feature_data
-from .score import ScoreModel, register_field
+from ..base import Estimator, Interval, provenance
+from .model import ScoreModel, register_field
 
 __all__ = ["GMM", "GMMField"]
 
@@ -29,7 +27,7 @@ class GMMField(nn.Module):
 
     def __init__(self, Y, sigma: float, chunk_elements: int = 1 << 23):
         super().__init__()
-        self.register_buffer("centres", torch.as_tensor(np.asarray(Y), dtype=torch.float64))
+        self.register_buffer("centres", torch.tensor(np.asarray(Y), dtype=torch.float64))
         self.sigma = float(sigma)
         self.chunk_elements = int(chunk_elements)
 
@@ -53,7 +51,7 @@ class GMMField(nn.Module):
         return torch.cat(out, dim=0).to(x.dtype)
 
 
-class GMM:
+class GMM(Estimator):
     """Plain GMM score estimator (see module docstring).
 
     Parameters
@@ -62,28 +60,24 @@ class GMM:
     max_samples : use at most this many samples as centres (a random subset); None = all.
     dim, variables : data-layer options for xarray input.
     seed : seeds the subset choice.
+    progress : unused (the fit has no long step); accepted like every score estimator's.
     """
 
-    _table = {"sigma": Interval(0, None, closed="neither"),
-              "max_samples": Interval(1, None, integer=True, optional=True)}
+    sigma: float = 0.05
+    max_samples: int | None = None
+    dim: str = "time"
+    variables: object = None
+    seed: int | None = None
+    progress: bool = True
 
-    def __init__(self, sigma=0.05, max_samples=None, dim="time", variables=None, seed=None,
-                 progress=True):
-        self.sigma = sigma
-        self.max_samples = max_samples
-        self.dim = dim
-        self.variables = variables
-        self.seed = seed
-        self.progress = progress
+    _constraints = {"sigma": Interval(0, None, closed="neither"),
+                    "max_samples": Interval(1, None, integer=True, optional=True)}
 
-    def fit(self, data) -> ScoreModel:
-        validate_params(vars(self), self._table)
-        space, Y = as_feature_data(data, self.dim, self.variables)
-        Y = np.asarray(Y)
+    def _fit(self, features) -> ScoreModel:
+        Y = np.asarray(features.X)
         if self.max_samples is not None and Y.shape[0] > self.max_samples:
             rng = np.random.default_rng(self.seed)
             Y = Y[np.sort(rng.choice(Y.shape[0], self.max_samples, replace=False))]
-        attrs = {"n_centres": int(Y.shape[0]), "xlangevin_version": __version__,
-                 "seed": "None" if self.seed is None else str(self.seed)}
-        return ScoreModel(GMMField(Y, self.sigma), space, self.sigma, "gmm", attrs=attrs,
-                          batch_size=4096)
+        attrs = provenance(self, n_centres=int(Y.shape[0]))
+        return ScoreModel(GMMField(Y, self.sigma), features.space, self.sigma, "gmm",
+                          attrs=attrs, batch_size=4096)

@@ -35,9 +35,14 @@ import copy
 import numpy as np
 import torch
 
-from ._params import Interval, OneOf, validate_params
-from .data import DataError, FeatureSpace, check_periodic_field
-from .nets import MLP, network_from_arrays, network_to_arrays, torch_threads
+from ..backends import kernel, torch_threads
+from ..base import Estimator, Flag, Interval, Seed, Sizes
+from ..data import DataError, FeatureSpace, check_periodic_field
+from ..partition import BisectingPartition
+from ..score.cells import cell_means
+from ..score.interpolate import fit_interpolator
+from ..score.nets import MLP, network_from_arrays, network_to_arrays
+from .cdot import extrapolation_weights
 
 __all__ = ["CurrentVelocity", "CurrentField", "central_differences"]
 
@@ -53,11 +58,9 @@ def central_differences(X, bounds, lag: int, dt: float, order: int = 0):
     central difference is ``v + O(k dt)`` (the forward and backward drifts differ at first
     order), so each order removes one power of ``k dt`` from the bias.
     """
-    from .generator import _extrapolation_weights
-
     X = np.asarray(X, dtype=np.float64)
     ks = int(lag) * np.arange(1, int(order) + 2)
-    weights = _extrapolation_weights(ks * float(dt), int(order))
+    weights = extrapolation_weights(ks * float(dt), int(order))
     reach = int(ks[-1])
     mids, vels = [], []
     for a, b in zip(bounds[:-1], bounds[1:]):
@@ -127,7 +130,7 @@ class CurrentField:
                 f"n_cells={dg.get('n_cells')}, r2={dg.get('r2', float('nan')):.3f})")
 
 
-class CurrentVelocity:
+class CurrentVelocity(Estimator):
     """Estimator of the current velocity ``v(x)`` from consecutive samples (module docstring).
 
     Parameters
@@ -142,54 +145,44 @@ class CurrentVelocity:
         about 50 central differences per cell).
     hidden : hidden widths of the interpolating MLP.
     epochs, batch_size, learning_rate, patience : its training
-        (:func:`~xlangevin.kgmm.fit_interpolator`).
+        (:func:`~xlangevin.score.interpolate.fit_interpolator`).
     shift_augmentation : add every circular shift of the states and velocities along the
         (single, periodic) feature dim, exactly in physical units (for translation-invariant
         fields such as Lorenz-96; ``v`` then commutes with the shifts up to the fit).
     seed, progress : reproducibility and progress bar.
     """
 
-    _table = {
+    lag: int = 1
+    order: int = 0
+    n_clusters: int | None = None
+    hidden: tuple = (128, 64)
+    epochs: int | None = None
+    batch_size: int = 64
+    learning_rate: float = 1e-3
+    patience: int = 300
+    shift_augmentation: bool = False
+    seed: int | None = None
+    progress: bool = True
+
+    _constraints = {
         "lag": Interval(1, None, integer=True),
         "order": Interval(0, 4, integer=True),
         "n_clusters": Interval(2, None, integer=True, optional=True),
+        "hidden": Sizes(),
         "epochs": Interval(1, None, integer=True, optional=True),
         "batch_size": Interval(1, None, integer=True),
         "learning_rate": Interval(0, None, closed="neither"),
         "patience": Interval(1, None, integer=True),
-        "shift_augmentation": OneOf((True, False)),
-        "progress": OneOf((True, False)),
+        "shift_augmentation": Flag(),
+        "seed": Seed(),
+        "progress": Flag(),
     }
 
-    def __init__(self, lag=1, order=0, n_clusters=None, hidden=(128, 64), epochs=None,
-                 batch_size=64,
-                 learning_rate=1e-3, patience=300, shift_augmentation=False, seed=None,
-                 progress=True):
-        self.lag = lag
-        self.order = order
-        self.n_clusters = n_clusters
-        self.hidden = hidden
-        self.epochs = epochs
-        self.batch_size = batch_size
-        self.learning_rate = learning_rate
-        self.patience = patience
-        self.shift_augmentation = shift_augmentation
-        self.seed = seed
-        self.progress = progress
-
-    def get_params(self) -> dict:
-        return dict(vars(self))
-
-    def fit_arrays(self, X, bounds, dt: float, space: FeatureSpace | None = None) -> CurrentField:
+    def fit(self, X, bounds, dt: float, space: FeatureSpace | None = None) -> CurrentField:
         """Fit on standardized states ``X`` (n, d) in sequences ``bounds`` sampled every ``dt``;
-        ``space`` (the data's FeatureSpace) is needed for ``shift_augmentation``."""
-        from .kgmm import accumulate_cells, fit_interpolator
-        from .partition import BisectingPartition
-
-        validate_params(self.get_params(), self._table)
-        hidden = tuple(int(h) for h in np.atleast_1d(self.hidden))
-        if not hidden or min(hidden) < 1:
-            raise ValueError(f"hidden must be positive layer widths, got {self.hidden!r}")
+        ``space`` (the data's FeatureSpace) is needed for ``shift_augmentation``. This
+        estimator works on arrays: :class:`~xlangevin.EffectiveLangevin` hands them over."""
+        self.validate()
         rng = np.random.default_rng(self.seed)
         mids, vels = central_differences(X, bounds, int(self.lag), float(dt),
                                          int(self.order))
@@ -205,29 +198,23 @@ class CurrentVelocity:
                             f"about 10 per cell; give fewer n_clusters or a longer record")
         partition = BisectingPartition(n_clusters=n_clusters,
                                        seed=int(rng.integers(2**31))).fit(mids)
-        labels = partition.assign(mids)
-        count, means, centres, _ = accumulate_cells(labels, vels, mids, partition.n_cells)
-        count = count.astype(np.float64)
-        ok = count > 0
-        centres, means, count = centres[ok] / count[ok, None], means[ok] / count[ok, None], \
-            count[ok]
-        net, history = fit_interpolator(centres, means, count, hidden=hidden, epochs=self.epochs,
-                                        batch_size=self.batch_size,
-                                        learning_rate=self.learning_rate,
-                                        patience=self.patience, seed=int(rng.integers(2**31)),
-                                        progress=self.progress)
-        field = CurrentField(net, {})
-        fitted = field(mids.astype(np.float32)).astype(np.float64)
+        sums = kernel("accumulate_cells")(partition.assign(mids), vels, mids, partition.n_cells)
+        cells = cell_means(*sums)
+        ok = cells["count"] > 0
+        net, history = fit_interpolator(
+            cells["centre"][ok], cells["mean_z"][ok], cells["count"][ok].astype(np.float64),
+            hidden=tuple(int(h) for h in np.atleast_1d(self.hidden)), epochs=self.epochs,
+            batch_size=self.batch_size, learning_rate=self.learning_rate,
+            patience=self.patience, seed=int(rng.integers(2**31)), progress=self.progress)
+        fitted = CurrentField(net, {})(mids.astype(np.float32)).astype(np.float64)
         if not np.all(np.isfinite(fitted)):
             raise FloatingPointError("the fitted current velocity is not finite; check the data")
         r2 = 1.0 - np.sum((vels - fitted) ** 2) / np.sum((vels - vels.mean(axis=0)) ** 2)
-        field.diagnostics = {"lag": int(self.lag), "order": int(self.order),
-                             "n_cells": int(ok.sum()),
-                             "n_pairs": int(n_pairs), "r2": float(r2),
-                             "validation_loss": float(history.get("best_validation", np.nan)),
-                             "epochs": int(history["epochs"]),
-                             "shift_augmentation": bool(self.shift_augmentation)}
-        return field
+        return CurrentField(net, {
+            "lag": int(self.lag), "order": int(self.order), "n_cells": int(ok.sum()),
+            "n_pairs": int(n_pairs), "r2": float(r2),
+            "validation_loss": float(history.get("best_validation", np.nan)),
+            "epochs": int(history["epochs"]), "shift_augmentation": bool(self.shift_augmentation)})
 
 
 def _shift_copies(space, mids, vels):

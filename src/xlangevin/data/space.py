@@ -1,7 +1,7 @@
-"""The data layer: xarray <-> (n_samples, n_features) arrays, standardization and unit maps.
+"""FeatureSpace: xarray <-> (n_samples, n_features) arrays, standardization and unit maps.
 
-Only this module knows about xarray labels. :class:`FeatureSpace` is fitted once on a Dataset or
-DataArray and then
+Only the data layer knows about xarray labels. :class:`FeatureSpace` is fitted once on a Dataset
+or DataArray and then
 
 * turns labeled data into a 2-D array ``X`` (samples x features): the sample dim (default
   ``"time"``) and an optional sequence dim (default ``"member"`` when present) become samples,
@@ -17,21 +17,19 @@ DataArray and then
 
 from __future__ import annotations
 
+import copy
 import json
 from dataclasses import dataclass
 
 import numpy as np
-import pandas as pd
 import xarray as xr
 
-from ._version import __version__
+from .._version import __version__
+from ..io import json_default
+from .checks import DataError, is_dask
+from .timeaxis import grid_positions, sample_coordinate, time_info
 
-__all__ = ["FeatureSpace", "DataError", "VariableLayout", "as_feature_data", "check_states",
-           "check_periodic_field"]
-
-
-class DataError(ValueError):
-    """Input data that cannot be used as given; the message says what to change."""
+__all__ = ["FeatureSpace", "VariableLayout"]
 
 
 @dataclass(frozen=True)
@@ -52,9 +50,6 @@ class VariableLayout:
         return slice(self.offset, self.offset + self.size)
 
 
-def _is_dask(a) -> bool:
-    return type(a).__module__.split(".")[0] == "dask"
-
 
 def _as_dataset(data, variables):
     """Return (Dataset, kind, dataarray_name) for a Dataset or DataArray input."""
@@ -68,65 +63,6 @@ def _as_dataset(data, variables):
     raise DataError(f"expected an xarray Dataset or DataArray, got {type(data).__name__}; "
                     "wrap arrays with xr.DataArray(x, dims=('time', 'feature'))")
 
-
-def _time_info(coord: xr.DataArray | None, sample_dim: str):
-    """Describe the sample coordinate: kind, numeric positions (in ``dt`` units) and steps."""
-    if coord is None:
-        return {"kind": "index", "units": "samples", "calendar": "", "freq": ""}
-    values = coord.values
-    if np.issubdtype(values.dtype, np.datetime64):
-        kind = "datetime"
-    elif values.dtype == object and len(values) and hasattr(values[0], "calendar"):
-        kind = "cftime"
-    elif np.issubdtype(values.dtype, np.number):
-        kind = "numeric"
-    else:
-        raise DataError(f"the '{sample_dim}' coordinate has dtype {values.dtype}; it must be "
-                        "numeric, datetime64 or cftime")
-    info = {"kind": kind, "units": str(coord.attrs.get("units", "")),
-            "calendar": getattr(values[0], "calendar", "standard") if kind == "cftime" else "",
-            "freq": ""}
-    return info
-
-
-def _steps(coord: xr.DataArray | None, info: dict):
-    """Positions of the samples on a uniform grid: (integer positions, dt, freq or '').
-
-    A calendar frequency (e.g. monthly 'MS') found by ``xr.infer_freq`` counts as regular with
-    ``dt = 1`` in units of that frequency. Otherwise the step is the smallest positive difference;
-    every difference must then be a whole multiple of it (a multiple > 1 is a gap).
-    Returns ``None`` for the positions when the steps are irregular, with the steps found.
-    """
-    n = 0 if coord is None else coord.size
-    if coord is None or n < 2:
-        return np.arange(n), 1.0, "", None
-    if info["kind"] in ("datetime", "cftime"):
-        freq = None
-        try:
-            freq = xr.infer_freq(coord) if n >= 3 else None
-        except (ValueError, TypeError):
-            freq = None
-        if freq is not None and not freq.endswith(("D", "h", "min", "s", "ms", "us", "ns")):
-            return np.arange(n), 1.0, freq, None
-        if info["kind"] == "cftime":
-            t = np.asarray([(v - coord.values[0]).total_seconds() for v in coord.values]) / 86400.0
-        else:
-            t = (coord.values - coord.values[0]) / np.timedelta64(1, "D")
-    else:
-        t = np.asarray(coord.values, dtype=np.float64)
-    diffs = np.diff(t)
-    if np.any(diffs <= 0):
-        bad = int(np.argmax(diffs <= 0))
-        raise DataError(f"the sample coordinate is not strictly increasing (step {bad} -> "
-                        f"{bad + 1} is {diffs[bad]}); sort it with data.sortby(dim) and drop "
-                        "duplicates")
-    dt = float(diffs.min())
-    ratio = diffs / dt
-    whole = np.rint(ratio)
-    if np.all(np.abs(ratio - whole) <= 1e-6 * np.maximum(whole, 1.0)):
-        return np.concatenate([[0], np.cumsum(whole.astype(np.int64))]), dt, "", None
-    found = np.unique(np.round(diffs, 12))
-    return None, dt, "", found
 
 
 class FeatureSpace:
@@ -178,72 +114,56 @@ class FeatureSpace:
                             "Pass dim=... to name the sample (time) dim")
         if sequence_dim is not None and (sequence_dim not in ds.dims or sequence_dim == dim):
             sequence_dim = None
-        if variables is None:
-            names = [v for v in ds.data_vars if dim in ds[v].dims]
-            if not names:
-                raise DataError(f"no data variable has the sample dim {dim!r}")
-        else:
-            names = [variables] if isinstance(variables, str) else list(variables)
-            missing = [v for v in names if v not in ds.data_vars]
-            if missing:
-                raise DataError(f"variables {missing} not in the data; it has "
-                                f"{list(ds.data_vars)}")
-            lacking = [v for v in names if dim not in ds[v].dims]
-            if lacking:
-                raise DataError(f"variables {lacking} do not have the sample dim {dim!r}")
+        names = _chosen_variables(ds, dim, variables)
         dtype = np.dtype(dtype)
         if dtype not in (np.float32, np.float64):
             raise DataError(f"dtype must be float32 or float64, got {dtype}")
         lead = (sequence_dim, dim) if sequence_dim else (dim,)
-        layouts, offset = [], 0
-        for v in names:
-            arr = ds[v]
-            if not (np.issubdtype(arr.dtype, np.number) or np.issubdtype(arr.dtype, np.bool_)) \
-                    or np.issubdtype(arr.dtype, np.complexfloating):
-                raise DataError(f"variable {v!r} has non-numeric dtype {arr.dtype}; only real "
-                                "numbers can be modeled")
-            extra = [d for d in lead if d not in arr.dims]
-            if extra:
-                raise DataError(f"variable {v!r} lacks dim(s) {extra} that other variables have")
-            fdims = tuple(d for d in arr.dims if d not in lead)
-            shape = tuple(arr.sizes[d] for d in fdims)
-            layouts.append(VariableLayout(v, fdims, shape, offset))
-            offset += layouts[-1].size
-        coord = ds[dim] if dim in ds.coords else None
-        time = _time_info(coord, dim)
-        positions, dt, freq, found = _steps(coord, time)
-        if found is not None and require_regular:
-            raise DataError(f"irregular steps in '{dim}': found steps {found[:10].tolist()}"
-                            f"{' ...' if found.size > 10 else ''}; regular sampling is required. "
-                            "Resample (data.resample / interp) onto a uniform grid")
-        time["freq"] = freq
-        time["attrs"] = dict(coord.attrs) if coord is not None else {}
+        layouts = _layouts(ds, names, lead)
+        n_features = sum(lay.size for lay in layouts)
+        time, dt = _sample_axis(ds, dim, require_regular)
         template = ds[names].isel({d: 0 for d in lead}, drop=True)
         template = template.drop_vars([c for c in template.coords if c not in template.dims])
         space = cls(sample_dim=dim, sequence_dim=sequence_dim, layouts=layouts,
-                    mean=np.zeros(offset), scale=np.ones(offset), template=template, kind=kind,
-                    dataarray_name=da_name, time=time, dt=dt, dtype=dtype,
+                    mean=np.zeros(n_features), scale=np.ones(n_features), template=template,
+                    kind=kind, dataarray_name=da_name, time=time, dt=dt, dtype=dtype,
                     standardize=standardize)
         space._check_values(ds)
-        n = space.n_samples_of(ds)
+        space._check_size(ds)
+        if not standardize:
+            return space
+        mean, std = space._moments(ds)
+        zero = np.flatnonzero(~(std > 1e-12 * np.maximum(1.0, np.abs(mean))))
+        if zero.size:
+            raise DataError(f"{zero.size} constant feature(s) (zero standard deviation): "
+                            f"{', '.join(space.feature_labels()[i] for i in zero[:5])}"
+                            f"{' ...' if zero.size > 5 else ''}; drop them (e.g. "
+                            "data.isel(...)) or pass standardize=False")
+        return space.with_moments(mean, std)
+
+    def with_moments(self, mean, scale) -> "FeatureSpace":
+        """A copy with another standardization ``x~ = (x - mean) / scale``."""
+        new = copy.copy(self)
+        new.mean = np.array(mean, dtype=np.float64)
+        new.scale = np.array(scale, dtype=np.float64)
+        for a in (new.mean, new.scale):
+            a.setflags(write=False)
+        return new
+
+    def with_dtype(self, dtype) -> "FeatureSpace":
+        """A copy that hands arrays of ``dtype`` (float32 or float64) to estimators."""
+        new = copy.copy(self)
+        new.dtype = np.dtype(dtype)
+        return new
+
+    def _check_size(self, ds):
+        n = self.n_samples_of(ds)
         if n < 2:
-            raise DataError(f"need at least 2 samples along {dim!r}, got {n}")
-        if n < space.n_features:
-            raise DataError(f"fewer samples ({n}) than features ({space.n_features}); a "
+            raise DataError(f"need at least 2 samples along {self.sample_dim!r}, got {n}")
+        if n < self.n_features:
+            raise DataError(f"fewer samples ({n}) than features ({self.n_features}); a "
                             "stationary density cannot be learned: use a longer record or "
                             "fewer variables/points")
-        if standardize:
-            mean, std = space._moments(ds)
-            zero = np.flatnonzero(~(std > 1e-12 * np.maximum(1.0, np.abs(mean))))
-            if zero.size:
-                raise DataError(f"{zero.size} constant feature(s) (zero standard deviation): "
-                                f"{', '.join(space.feature_labels()[i] for i in zero[:5])}"
-                                f"{' ...' if zero.size > 5 else ''}; drop them (e.g. "
-                                "data.isel(...)) or pass standardize=False")
-            space.mean, space.scale = mean, std
-            for a in (space.mean, space.scale):
-                a.setflags(write=False)
-        return space
 
     # ---------------------------------------------------------------------------------------
     @property
@@ -322,7 +242,7 @@ class FeatureSpace:
         """Raise on NaN/inf with the count and the first location, per variable."""
         for l in self.layouts:
             arr = ds[l.name]
-            bad = ~np.isfinite(arr.data) if not _is_dask(arr.data) else None
+            bad = ~np.isfinite(arr.data) if not is_dask(arr.data) else None
             if bad is None:
                 import dask.array as dsa
 
@@ -342,7 +262,7 @@ class FeatureSpace:
         """Per-feature mean and std (population), as chunk-wise sums for dask input."""
         means, stds = [], []
         for block in self._blocks(ds):
-            if _is_dask(block):
+            if is_dask(block):
                 import dask
 
                 s1 = block.astype(np.float64).sum(axis=0)
@@ -367,9 +287,9 @@ class FeatureSpace:
         """
         ds = self._dataset(data)
         blocks = self._blocks(ds)
-        if check and not any(_is_dask(b) for b in blocks):
+        if check and not any(is_dask(b) for b in blocks):
             self._check_values(ds)
-        if any(_is_dask(b) for b in blocks):
+        if any(is_dask(b) for b in blocks):
             import dask.array as dsa
 
             X = dsa.concatenate([dsa.asarray(b) for b in blocks], axis=1)
@@ -390,7 +310,7 @@ class FeatureSpace:
         ds = self._dataset(data)
         coord = ds[self.sample_dim] if self.sample_dim in ds.coords else None
         n_t = ds.sizes[self.sample_dim]
-        positions, _, _, found = _steps(coord, self.time if coord is not None else
+        positions, _, _, found = grid_positions(coord, self.time if coord is not None else
                                         {"kind": "index"})
         if found is not None:
             raise DataError(f"irregular steps in '{self.sample_dim}': found steps "
@@ -509,22 +429,9 @@ class FeatureSpace:
         return out
 
     def sample_coordinate(self, n: int, start=None):
-        """``n`` values of the sample coordinate with the fitted step, from ``start``.
-
-        Numeric time: ``start + dt * i`` (start default 0). Datetime/cftime with a calendar
-        frequency: that frequency; with a fixed step: ``dt`` days. Index: ``0..n-1``.
-        """
-        kind = self.time["kind"]
-        if kind == "index":
-            return np.arange(n)
-        if kind == "numeric":
-            return (0.0 if start is None else float(start)) + self.dt * np.arange(n)
-        freq = self.time["freq"] or pd.to_timedelta(self.dt, unit="D")
-        start = start if start is not None else "2000-01-01"
-        if kind == "cftime":
-            return xr.date_range(start, periods=n, freq=freq, calendar=self.time["calendar"],
-                                 use_cftime=True)
-        return pd.date_range(start, periods=n, freq=freq).values
+        """``n`` values of the sample coordinate with the fitted step, from ``start``
+        (:func:`xlangevin.data.timeaxis.sample_coordinate`)."""
+        return sample_coordinate(self.time, self.dt, n, start)
 
     # ---------------------------------------------------------------------------------------
     def to_dataset(self) -> xr.Dataset:
@@ -550,7 +457,7 @@ class FeatureSpace:
             "dt": self.dt,
             "dtype": self.dtype.name,
             "standardize": int(self.standardize),
-            "data_attrs": json.dumps(dict(self._template.attrs), default=_json_default),
+            "data_attrs": json.dumps(dict(self._template.attrs), default=json_default),
         }
         return ds
 
@@ -583,58 +490,50 @@ class FeatureSpace:
                 f"standardize={self.standardize}>")
 
 
-def _json_default(value):
-    if isinstance(value, np.ndarray):
-        return value.tolist()
-    if isinstance(value, np.generic):
-        return value.item()
-    return str(value)
+def _chosen_variables(ds, dim, variables) -> list:
+    """The data variables to model: the given ones (checked) or all that have ``dim``."""
+    if variables is None:
+        names = [v for v in ds.data_vars if dim in ds[v].dims]
+        if not names:
+            raise DataError(f"no data variable has the sample dim {dim!r}")
+        return names
+    names = [variables] if isinstance(variables, str) else list(variables)
+    missing = [v for v in names if v not in ds.data_vars]
+    if missing:
+        raise DataError(f"variables {missing} not in the data; it has {list(ds.data_vars)}")
+    lacking = [v for v in names if dim not in ds[v].dims]
+    if lacking:
+        raise DataError(f"variables {lacking} do not have the sample dim {dim!r}")
+    return names
 
 
-def check_periodic_field(space: FeatureSpace, why: str) -> None:
-    """Raise unless the data are one variable on one (periodic) feature dim, a field
-    ``u(sample, x)`` whose circular shifts along ``x`` are meaningful."""
-    layouts = space.layouts
-    if len(layouts) != 1 or len(layouts[0].dims) != 1:
-        found = ", ".join(f"{lay.name}{lay.dims}" for lay in layouts)
-        raise DataError(f"{why} needs a single variable on one periodic grid dim (a field "
-                        f"u({space.sample_dim}, x)); the data has {found or 'no variables'}. "
-                        "Select one variable (variables=[...]) on a 1-D grid")
+def _layouts(ds, names, lead) -> list:
+    """One :class:`VariableLayout` per variable: its non-sample dims, stacked in C order."""
+    layouts, offset = [], 0
+    for v in names:
+        arr = ds[v]
+        if not (np.issubdtype(arr.dtype, np.number) or np.issubdtype(arr.dtype, np.bool_)) \
+                or np.issubdtype(arr.dtype, np.complexfloating):
+            raise DataError(f"variable {v!r} has non-numeric dtype {arr.dtype}; only real "
+                            "numbers can be modeled")
+        extra = [d for d in lead if d not in arr.dims]
+        if extra:
+            raise DataError(f"variable {v!r} lacks dim(s) {extra} that other variables have")
+        fdims = tuple(d for d in arr.dims if d not in lead)
+        layouts.append(VariableLayout(v, fdims, tuple(arr.sizes[d] for d in fdims), offset))
+        offset += layouts[-1].size
+    return layouts
 
 
-def check_states(x, n_features: int) -> tuple[np.ndarray, bool]:
-    """States given as an array -> (float64 (n, d) array, whether a single (d,) state was
-    given), with clear errors for a wrong shape or non-finite values."""
-    X = np.asarray(x, dtype=np.float64)
-    single = X.ndim == 1
-    X = X[None, :] if single else X
-    if X.ndim != 2 or X.shape[1] != n_features:
-        raise DataError(f"expected states of shape (n, {n_features}) or ({n_features},), got "
-                        f"{np.shape(x)}")
-    if not np.all(np.isfinite(X)):
-        raise DataError(f"{np.count_nonzero(~np.isfinite(X))} non-finite value(s) in the "
-                        "input states")
-    return X, single
-
-
-def as_feature_data(data, dim="time", variables=None, dtype=np.float64,
-                    standardize: bool = True):
-    """(FeatureSpace, X) for xarray input, or for a plain (n, d) array, which is wrapped as
-    ``DataArray(dims=(dim, "feature"))`` first. X is standardized unless ``standardize=False``;
-    dask-backed data stay lazy."""
-    if isinstance(data, (xr.DataArray, xr.Dataset)):
-        obj = data
-    else:
-        arr = np.asarray(data)
-        if arr.ndim == 1:
-            arr = arr[:, None]
-        if arr.ndim != 2:
-            raise DataError(f"expected an array of shape (n_samples, n_features), got "
-                            f"{np.shape(data)}")
-        obj = xr.DataArray(arr, dims=(dim, "feature"), name="x")
-    space = FeatureSpace.fit(obj, dim=dim, variables=variables, dtype=dtype,
-                             standardize=standardize)
-    X = space.transform(obj)
-    if not isinstance(X, np.ndarray):  # dask: KGMM passes stream over chunks
-        return space, X
-    return space, np.ascontiguousarray(X)
+def _sample_axis(ds, dim, require_regular):
+    """``(time info, dt)`` of the sample coordinate (:mod:`.timeaxis`)."""
+    coord = ds[dim] if dim in ds.coords else None
+    time = time_info(coord, dim)
+    _, dt, freq, found = grid_positions(coord, time)
+    if found is not None and require_regular:
+        raise DataError(f"irregular steps in '{dim}': found steps {found[:10].tolist()}"
+                        f"{' ...' if found.size > 10 else ''}; regular sampling is required. "
+                        "Resample (data.resample / interp) onto a uniform grid")
+    time["freq"] = freq
+    time["attrs"] = dict(coord.attrs) if coord is not None else {}
+    return time, dt

@@ -10,7 +10,6 @@ plain arrays (``config`` + ``state_arrays``), so models save to NetCDF without p
 
 from __future__ import annotations
 
-import contextlib
 import math
 
 import numpy as np
@@ -18,19 +17,7 @@ import torch
 from torch import nn
 
 __all__ = ["MLP", "Swish", "UNet1d", "circular_pad", "network_from_arrays", "network_to_arrays",
-           "register_network", "torch_threads"]
-
-
-@contextlib.contextmanager
-def torch_threads(n: int):
-    """Run torch CPU ops on ``n`` threads inside the block (small networks train several times
-    faster on one thread: per-op threading overhead dominates their tiny matrix products)."""
-    previous = torch.get_num_threads()
-    torch.set_num_threads(max(1, int(n)))
-    try:
-        yield
-    finally:
-        torch.set_num_threads(previous)
+           "register_network"]
 
 
 class Swish(nn.Module):

@@ -1,4 +1,4 @@
-"""Transition-counting kernels: numpy reference and numba fast paths.
+"""Transition-counting kernels (``"transition_counts"``): numpy reference and numba fast paths.
 
 All kernels count ``N[m, n] = #{t : l_t = n, l_{t+lag} = m}`` over the *valid source indices*
 ``t``: the union over sequences ``[b_i, b_{i+1})`` of ``[b_i, b_{i+1} - lag)`` — no pair ever
@@ -30,7 +30,9 @@ import numba
 import numpy as np
 from numba import njit, prange
 
-__all__ = ["valid_segments", "counts_numpy", "counts_numba", "label_range"]
+from . import register
+
+__all__ = ["valid_segments", "counts_numpy", "counts_numba", "label_range", "rate_csr"]
 
 #: above this many dense entries the numpy reference switches from bincount to a sort
 NUMPY_DENSE_MAX = 1 << 26
@@ -60,6 +62,7 @@ def _pairs(labels, seg_start, seg_cum, lag):
     return labels[t], labels[t + lag]
 
 
+@register("transition_counts", "numpy")
 def counts_numpy(labels, seg_start, seg_cum, lag, n_states, method="auto"):
     """Reference count (CSR arrays). ``method``: ``"bincount"``, ``"sort"`` or ``"auto"``."""
     src, dst = _pairs(labels, seg_start, seg_cum, lag)
@@ -104,6 +107,13 @@ def _range_chunks(labels, nchunk):
     return lo, hi
 
 
+@register("label_range", "numpy")
+def label_range_reference(labels):
+    """``(min, max)`` of a non-empty integer array."""
+    return int(labels.min()), int(labels.max())
+
+
+@register("label_range", "numba")
 def label_range(labels):
     """``(min, max)`` of a non-empty integer array (parallel, one pass)."""
     n = labels.size
@@ -345,6 +355,7 @@ def _bucket_counts(labels, seg_start, seg_cum, lag, ns, nchunk):
 DENSE_MAX_STATES = 512
 
 
+@register("transition_counts", "numba")
 def counts_numba(labels, seg_start, seg_cum, lag, n_states, method="auto"):
     """Numba count (CSR arrays). ``method``: ``"dense"``, ``"bucket"`` or ``"auto"``."""
     ns = int(n_states)
@@ -405,6 +416,21 @@ def _rate_csr_kernel(indptr, indices, data, w, diag, ns):
     return cnt, qi, qd
 
 
+@register("rate_matrix", "numpy")
+def rate_csr_reference(indptr, indices, data, w, leaves, ns):
+    """:func:`rate_csr` with scipy's sparse arithmetic (the reference)."""
+    import scipy.sparse as sp
+
+    N = sp.csr_array((np.asarray(data, dtype=np.float64), indices, indptr), shape=(ns, ns))
+    off = N - sp.diags_array(N.diagonal())
+    Q = (off @ sp.diags_array(np.asarray(w, dtype=np.float64))).tocsr()
+    Q = (Q + sp.diags_array(-(np.asarray(w, dtype=np.float64) * np.asarray(leaves)))).tocsr()
+    Q.eliminate_zeros()
+    Q.sort_indices()
+    return Q.indptr.astype(np.int64), Q.indices.astype(np.int64), Q.data
+
+
+@register("rate_matrix", "numba")
 def rate_csr(indptr, indices, data, w, leaves, ns):
     """CSR arrays of ``Q[m, n] = N[m, n] w_n`` (m != n), ``Q[n, n] = -w_n L_n`` from the sorted
     CSR arrays of the counts ``N``; explicit zeros are left out."""

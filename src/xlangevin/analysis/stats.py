@@ -1,0 +1,117 @@
+"""Statistics of one time series: autocorrelation functions (FFT), the integrated
+autocorrelation time and the effective sample size.
+
+* :func:`acf` of one record (the full-record mean, biased normalization);
+* :func:`integrated_time_from_acf`: the one rule turning an ACF into ``tau``, used by
+  :func:`integrated_autocorrelation_time` and by :func:`xlangevin.compare` (its default number
+  of ACF lags);
+* ``_sequence_acf``: the ACF of a record made of several sequences (members, pieces between
+  time gaps), pooled within each member, as :func:`xlangevin.compare` reports it.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+__all__ = ["acf", "integrated_time_from_acf", "integrated_autocorrelation_time",
+           "effective_sample_size"]
+
+
+def acf(x, max_lag: int | None = None, axis: int = 0) -> np.ndarray:
+    """Autocorrelation ``C(k) / C(0)`` along ``axis`` for lags ``0..max_lag``, via FFT.
+
+    ``C(k) = mean_t (x_t - m)(x_{t+k} - m)`` with the full-record mean ``m`` and the biased
+    (1/n) normalization, which keeps the estimate positive definite.
+    """
+    x = np.moveaxis(np.asarray(x, dtype=np.float64), axis, 0)
+    n = x.shape[0]
+    if n < 2:
+        raise ValueError(f"need at least 2 samples along axis {axis}, got {n}")
+    max_lag = n - 1 if max_lag is None else int(max_lag)
+    if not 0 <= max_lag < n:
+        raise ValueError(f"max_lag must be in [0, {n - 1}], got {max_lag}")
+    y = x - x.mean(axis=0)
+    nfft = 1 << int(np.ceil(np.log2(2 * n - 1)))
+    f = np.fft.rfft(y, n=nfft, axis=0)
+    c = np.fft.irfft(f * np.conj(f), n=nfft, axis=0)[: max_lag + 1] / n
+    with np.errstate(invalid="ignore", divide="ignore"):
+        r = c / c[0]
+    return np.moveaxis(r, 0, axis)
+
+
+def integrated_time_from_acf(rho, axis: int = 0) -> np.ndarray:
+    """``tau = 1 + 2 sum_{k=1}^{K-1} rho(k)`` in lag steps, per column, from an ACF ``rho``
+    with lag 0 first along ``axis``.
+
+    ``K`` is the first lag ``k >= 1`` where ``rho(k)`` is negative or undefined (NaN: a
+    constant series, or a lag no sequence reaches), or the number of lags given: the
+    initial-positive-sequence window. Only non-negative terms are summed, so ``tau >= 1``
+    (``tau = 1`` for a constant series).
+    """
+    r = np.moveaxis(np.asarray(rho, dtype=np.float64), axis, 0)
+    r2 = r.reshape(r.shape[0], -1)
+    tau = np.empty(r2.shape[1])
+    for j in range(r2.shape[1]):
+        rj = r2[1:, j]
+        end = np.flatnonzero(~(rj >= 0))
+        tau[j] = 1.0 + 2.0 * rj[: end[0] if end.size else rj.size].sum()
+    return tau.reshape(r.shape[1:])
+
+
+def integrated_autocorrelation_time(x, axis: int = 0) -> np.ndarray:
+    """``tau = 1 + 2 sum_{k>=1} rho(k)`` in samples, summed up to the first negative ``rho``
+    (initial-positive-sequence window, :func:`integrated_time_from_acf`), per column."""
+    return integrated_time_from_acf(acf(x, axis=axis), axis=axis)
+
+
+def effective_sample_size(x, axis: int = 0) -> np.ndarray:
+    """``n / tau``: the number of effectively independent samples, per column."""
+    n = np.asarray(x).shape[axis]
+    return n / integrated_autocorrelation_time(x, axis=axis)
+
+
+def _autocov_sums(y, k_max):
+    """``c(k) = sum_t y_t y_{t+k}`` for k = 0..k_max (columns of y, already centred), by FFT,
+    features processed in blocks to bound memory."""
+    n, d = y.shape
+    from scipy.fft import irfft, next_fast_len, rfft
+
+    nfft = next_fast_len(n + k_max)
+    out = np.empty((k_max + 1, d))
+    block = max(1, int(2**24 // nfft))
+    for j in range(0, d, block):
+        f = rfft(y[:, j:j + block], n=nfft, axis=0)
+        out[:, j:j + block] = irfft(f * np.conj(f), n=nfft, axis=0)[: k_max + 1]
+    return out
+
+
+def _sequence_acf(X, bounds, n_t, n_lags, stride):
+    """ACF per group (member) at lags ``0, stride, ..., n_lags*stride`` samples.
+
+    ``X`` (n_samples, d) holds the groups one after the other, ``n_t`` samples each; ``bounds``
+    are its sequence boundaries (:meth:`FeatureSpace.sequence_bounds`). Each sequence (member,
+    or a piece between time gaps) is centred on its own mean; products ``y_t y_{t+k}`` are
+    summed within sequences only (never across members or gaps) and pooled over the sequences
+    of one member: ``rho(k) = sum_s c_s(k) / sum_s c_s(0)``. Lags no sequence of a member
+    reaches are NaN. Returns (n_groups, n_lags + 1, d).
+    """
+    kf = n_lags * stride
+    n_groups = int(bounds[-1] // n_t)
+    d = X.shape[1]
+    num = np.zeros((n_groups, kf + 1, d))
+    reach = np.full(n_groups, -1)
+    for a, b in zip(bounds[:-1], bounds[1:]):
+        n = int(b - a)
+        if n < 2:
+            continue
+        g = int(a // n_t)
+        k = min(kf, n - 1)
+        seg = np.asarray(X[a:b], dtype=np.float64)
+        num[g, : k + 1] += _autocov_sums(seg - seg.mean(axis=0), k)
+        reach[g] = max(reach[g], k)
+    num = num[:, ::stride]
+    with np.errstate(invalid="ignore", divide="ignore"):
+        r = num / num[:, :1]
+    lags = np.arange(n_lags + 1) * stride
+    r[lags[None, :] > reach[:, None]] = np.nan
+    return r

@@ -1,0 +1,238 @@
+r"""The effective Langevin estimator: ``Phi`` from data and a score (METHODS.md §4, §5).
+
+In the standardized units ``x~ = S^{-1}(x - m)`` of the data's
+:class:`~xlangevin.data.FeatureSpace`, :class:`EffectiveLangevin` estimates
+
+* ``Cdot~(0)`` from the data by one of the estimators of :mod:`xlangevin.dynamics.cdot`
+  (default the lagged finite difference extrapolated over lags 1-3, docs/cdot_estimators.md);
+* the Stein matrix ``V~ = <s~(x~) x~^T>`` over ``sigma``-perturbed samples ``x~ = y~ + sigma z``
+  (``sigma`` = the score's smoothing scale; 0 for exact scores);
+* ``Phi~ = Cdot~ V~^{-1}``, its parts and ``Sigma~ = chol(Phi_S~)`` with the PSD clipping of
+  :func:`xlangevin.dynamics.mobility.mobility_from_cdot`;
+* optionally (``current_velocity=True``) a state-dependent current velocity ``v~(x~)``
+  (:mod:`xlangevin.dynamics.current`) replacing ``Phi_A s``: the drift is then
+  ``Phi_S s(x) + v(x)``.
+
+The data layer runs once per fit; a score given by name is fitted on the same arrays and
+FeatureSpace (a nested estimator). The result is a :class:`~xlangevin.LangevinModel`.
+"""
+
+from __future__ import annotations
+
+import json
+import warnings
+
+import numpy as np
+
+from ..base import Estimator, Flag, Interval, OneOf, Options, Seed, provenance
+from ..data.timeaxis import time_units
+from ..partition import BisectingPartition
+from ..score import score_estimator
+from .cdot import cdot_finite_volume, cdot_lagged, cdot_logm
+from .current import CurrentVelocity
+from .drift import as_score
+from .mobility import mobility_from_cdot, stein_matrix
+from .model import LangevinModel
+
+__all__ = ["EffectiveLangevin", "CDOT_ESTIMATORS"]
+
+CDOT_ESTIMATORS = ("lagged", "logm", "finite_volume")
+
+
+def _lags_ok(lags) -> bool:
+    try:
+        a = np.atleast_1d(np.asarray(lags))
+    except Exception:  # pragma: no cover
+        return False
+    return (a.ndim == 1 and a.size >= 1 and np.issubdtype(a.dtype, np.integer)
+            and bool(np.all(a >= 1)) and np.unique(a).size == a.size)
+
+
+class EffectiveLangevin(Estimator):
+    """Estimator of an effective Langevin model ``dx = Phi s dt + sqrt(2) Sigma dW``.
+
+    Parameters
+    ----------
+    cdot : ``"lagged"`` (default: lagged finite difference extrapolated over ``lags``),
+        ``"logm"`` (matrix log of the lag-``lag`` propagator) or ``"finite_volume"`` (rate matrix
+        of a bisecting k-means partition with ``n_clusters`` / ``p_min`` cells; ``correction``,
+        ``restrict``). See docs/cdot_estimators.md for which to use when.
+    lags, order : lags (in samples) and polynomial order of ``"lagged"`` (default (1, 2, 3),
+        Richardson extrapolation).
+    lag : lag in samples of ``"logm"`` and ``"finite_volume"``.
+    n_clusters, p_min, correction, restrict : the ``"finite_volume"`` partition and rate matrix.
+    stein_samples : at most this many samples (drawn at random) enter ``V = <s x^T>``.
+    eps : relative floor of the eigenvalues of ``Phi_S`` (clipped, ``Phi`` rebuilt, reported).
+    n_keep : data states (standardized, drawn at random) kept in the model for initial states and
+        blow-up resets.
+    score_options : options of the score estimator when ``fit`` is given a method name
+        (``"kgmm"``/``"gmm"``), e.g. ``{"sigma": 0.05, "p_min": 0.001}``.
+    current_velocity : False (default): the drift is ``Phi s(x)`` with a constant ``Phi``. True:
+        the drift is ``Phi_S s(x) + v(x)`` with the current velocity ``v = j / p`` learned from
+        central differences (:mod:`xlangevin.dynamics.current`): for non-reversible dynamics whose
+        rotation a constant ``Phi_A`` cannot carry, e.g. a travelling wave (docs/
+        lorenz96_demo.md). ``Phi_S`` and ``Sigma`` come from ``cdot`` as before.
+    current_options : options of :class:`~xlangevin.dynamics.current.CurrentVelocity` (``lag``,
+        ``n_clusters``, ``hidden``, ``shift_augmentation``, ...).
+    dim, variables : the sample dim and the variables of xarray input.
+    seed : seeds every random draw (Stein perturbations and subsample, kept states, partition,
+        score fit, current velocity).
+    progress : progress bars.
+    """
+
+    cdot: str = "lagged"
+    lags: tuple = (1, 2, 3)
+    order: int | None = None
+    lag: int = 1
+    n_clusters: int | None = None
+    p_min: float | None = None
+    correction: str = "none"
+    restrict: str = "largest"
+    stein_samples: int = 200_000
+    eps: float = 1e-6
+    n_keep: int = 1000
+    score_options: dict | None = None
+    current_velocity: bool = False
+    current_options: dict | None = None
+    dim: str = "time"
+    variables: object = None
+    seed: int | None = None
+    progress: bool = True
+
+    _constraints = {
+        "cdot": OneOf(CDOT_ESTIMATORS),
+        "order": Interval(0, None, integer=True, optional=True),
+        "lag": Interval(1, None, integer=True),
+        "n_clusters": Interval(2, None, integer=True, optional=True),
+        "p_min": Interval(0, 0.5, closed="right", optional=True),
+        "correction": OneOf(("none", "per_state", "global")),
+        "restrict": OneOf(("none", "largest")),
+        "stein_samples": Interval(1, None, integer=True),
+        "eps": Interval(0, None, closed="neither"),
+        "n_keep": Interval(1, None, integer=True),
+        "score_options": Options(),
+        "current_velocity": Flag(),
+        "current_options": Options(),
+        "seed": Seed(),
+        "progress": Flag(),
+    }
+
+    def _check(self) -> None:
+        if not _lags_ok(self.lags):
+            raise ValueError(f"lags must be distinct positive integers (samples), got "
+                             f"{self.lags!r}")
+        if self.order is not None and self.order >= np.atleast_1d(self.lags).size:
+            raise ValueError(f"order must be < the number of lags ({len(self.lags)}), got "
+                             f"{self.order}")
+        if self.cdot == "finite_volume":
+            if self.n_clusters is not None and self.p_min is not None:
+                raise ValueError("give either n_clusters or p_min, not both")
+        elif self.n_clusters is not None or self.p_min is not None:
+            raise ValueError(f"n_clusters / p_min only apply to cdot='finite_volume', not "
+                             f"{self.cdot!r}")
+        if self.current_options and not self.current_velocity:
+            raise ValueError("current_options given without current_velocity=True")
+        if self.current_options:
+            known = set(CurrentVelocity._param_names())
+            unknown = sorted(set(self.current_options) - known)
+            if unknown:
+                raise ValueError(f"unknown current_options {unknown}; known: {sorted(known)}")
+
+    def _data_options(self) -> dict:
+        return {"sequences": True}
+
+    # -----------------------------------------------------------------------------------------
+    def fit(self, data, score="kgmm") -> LangevinModel:
+        """Fit on ``data`` (xarray Dataset/DataArray, regularly sampled along ``dim``, or an
+        (n, d) array of consecutive samples) with ``score``: a :class:`~xlangevin.ScoreModel`, a
+        callable on physical (n, d) arrays (exact score), a numba-jitted ``f(x_row, out_row)``
+        (exact score, physical units; enables the numba generation kernel), or a method name
+        (``"kgmm"``, ``"gmm"``, ``"dsm"``) fitted first, on the same data, with
+        ``score_options``."""
+        return super().fit(data, score=score)
+
+    def _fit(self, features, score="kgmm") -> LangevinModel:
+        features = features.in_memory()
+        rng = np.random.default_rng(self.seed)
+        space, X, bounds = features.space, np.asarray(features.X, np.float64), features.bounds
+        n, d = X.shape
+        if isinstance(score, str):
+            score = self._fit_score(features, score, rng)
+        adapter = as_score(score, space)
+        cdot, diag = self._cdot(X, bounds, space.dt, rng)
+        V = self._stein(X, adapter, rng)
+        mob = mobility_from_cdot(cdot, V, eps=self.eps)
+        if mob.clip["n_clipped"]:
+            warnings.warn(f"Phi_S had {mob.clip['n_clipped']} eigenvalue(s) below the floor "
+                          f"{mob.clip['floor']:.3g}; clipped (|shift| = "
+                          f"{mob.clip['shift_norm']:.3g}) and Phi rebuilt as Phi_S + Phi_A",
+                          stacklevel=3)
+        keep = rng.choice(n, size=min(n, self.n_keep), replace=False)
+        current, Phi = None, mob.Phi
+        if self.current_velocity:
+            options = {"progress": self.progress, "seed": int(rng.integers(2**31)),
+                       **(self.current_options or {})}
+            current = CurrentVelocity(**options).fit(X, bounds, space.dt, space)
+            Phi = mob.Phi_S
+        attrs = provenance(
+            self, cdot_estimator=self.cdot,
+            cdot_options=json.dumps(self._cdot_options(), default=str),
+            score_kind=adapter.kind, score_method=getattr(score, "method", adapter.kind),
+            score_sigma=adapter.sigma, n_samples=int(n), n_sequences=int(bounds.size - 1),
+            n_features=int(d), data_dt=float(space.dt), time_units=time_units(space),
+            stein_samples=int(min(n, self.stein_samples)),
+            V_deviation=float(np.linalg.norm(V + np.eye(d))), eps=float(self.eps),
+            n_clipped=int(mob.clip["n_clipped"]),
+            drift="Phi_S s(x) + v(x)" if current is not None else "Phi s(x)",
+            current_velocity=json.dumps(current.diagnostics) if current is not None else "")
+        return LangevinModel(Phi, mob.Sigma, V, score, space, X[np.sort(keep)], cdot=cdot,
+                             cdot_estimator=self.cdot, cdot_diagnostics=diag, clip=mob.clip,
+                             attrs=attrs, time_origin=features.time_origin, current=current)
+
+    def _cdot_options(self):
+        if self.cdot == "lagged":
+            return {"lags": [int(k) for k in np.atleast_1d(self.lags)], "order": self.order}
+        if self.cdot == "logm":
+            return {"lag": self.lag}
+        return {"lag": self.lag, "n_clusters": self.n_clusters, "p_min": self.p_min,
+                "correction": self.correction, "restrict": self.restrict}
+
+    def _fit_score(self, features, method, rng):
+        """The score estimator ``method`` fitted on the same arrays and FeatureSpace."""
+        options = dict(self.score_options or {})
+        options.setdefault("progress", self.progress)
+        if self.seed is not None:
+            options.setdefault("seed", int(rng.integers(2**31)))
+        return score_estimator(method, **options).fit_features(features)
+
+    def _cdot(self, X, bounds, dt, rng):
+        if self.cdot == "lagged":
+            return cdot_lagged(X, dt, bounds, lags=tuple(int(k) for k in np.atleast_1d(self.lags)),
+                               order=self.order)
+        if self.cdot == "logm":
+            return cdot_logm(X, dt, bounds, lag=self.lag)
+        if self.n_clusters is None and self.p_min is None:
+            kw = {"p_min": max(1e-3, 20.0 / X.shape[0])}
+        elif self.n_clusters is not None:
+            kw = {"n_clusters": self.n_clusters}
+        else:
+            kw = {"p_min": self.p_min}
+        partition = BisectingPartition(seed=int(rng.integers(2**31)), **kw).fit(X)
+        labels = partition.assign(X)
+        cdot, diag = cdot_finite_volume(X, labels, dt, bounds, n_states=partition.n_cells,
+                                        correction=self.correction, lag=self.lag,
+                                        restrict=self.restrict)
+        diag["partition"] = partition
+        return cdot, diag
+
+    def _stein(self, X, adapter, rng):
+        n, d = X.shape
+        rows = np.sort(rng.choice(n, size=self.stein_samples, replace=False)) \
+            if n > self.stein_samples else slice(None)
+        Y = X[rows]
+        if np.any(adapter.perturb > 0):
+            Y = Y + rng.standard_normal(Y.shape) * adapter.perturb
+        S = np.asarray(adapter.std(Y), dtype=np.float64)
+        if not np.all(np.isfinite(S)):
+            raise ValueError("the score is not finite at some data points; check the score")
+        return stein_matrix(Y, S)
