@@ -15,7 +15,7 @@ _os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
 from ._version import __version__  # noqa: E402
 from . import accessors as _accessors  # noqa: F401  (registers the accessors)
 from . import datasets, systems
-from .analysis import compare, entropic_ot_distance
+from .analysis import compare, entropic_ot_distance, plot
 from .data import DataError, FeatureSpace
 from .dynamics import EffectiveLangevin, LangevinModel
 from .io import open_model
@@ -26,4 +26,4 @@ from .score import DSM, GMM, KGMM, ScoreModel
 __all__ = ["__version__", "BisectingPartition", "DSM", "DataError", "DiffusionMap",
            "DiffusionMapSampler", "EffectiveLangevin", "FeatureSpace", "GMM", "KGMM",
            "LangevinModel", "Partition", "ScoreModel", "compare", "datasets",
-           "entropic_ot_distance", "fit_subgrid_closure", "open_model", "systems"]
+           "entropic_ot_distance", "fit_subgrid_closure", "open_model", "plot", "systems"]

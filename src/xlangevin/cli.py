@@ -93,10 +93,14 @@ def _datasets(args) -> int:
 
 
 def _simulable_systems():
-    """The systems whose ``simulate`` runs with defaults for everything but the run options."""
+    """The systems with a ``simulate`` that runs with defaults for everything but the run
+    options (modules of static example data, such as ``manifolds``, have none)."""
 
     def ready(name):
-        params = inspect.signature(getattr(systems, name).simulate).parameters.values()
+        simulate = getattr(getattr(systems, name), "simulate", None)
+        if simulate is None:
+            return False
+        params = inspect.signature(simulate).parameters.values()
         return all(p.default is not p.empty or p.kind in (p.VAR_POSITIONAL, p.VAR_KEYWORD)
                    for p in params)
 
