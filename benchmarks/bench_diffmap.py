@@ -22,13 +22,14 @@ import time
 import numpy as np
 from _timing import median_time
 
-from xlangevin import diffmap as dm
+from xlangevin import samplers as dm
+from xlangevin.systems import manifolds
 from xlangevin.analysis import entropic_ot_distance
 
 
 def bench(args):
-    cases = [("arc d=2", lambda M: dm.noisy_arc(M, seed=0), {2000: 0.009, 20000: 1e-4}),
-             ("semisphere d=4", lambda M: dm.hyper_semisphere(M, 4, seed=0),
+    cases = [("arc d=2", lambda M: manifolds.noisy_arc(M, seed=0), {2000: 0.009, 20000: 1e-4}),
+             ("semisphere d=4", lambda M: manifolds.hyper_semisphere(M, 4, seed=0),
               {2000: 0.01, 20000: 1e-3})]
     print(f"{'data':16s} {'M':>6s} {'eps':>7s} {'k':>6s} {'cut':>8s} {'fit s':>7s} "
           f"{'Sinkhorn it':>11s} {'noise':>10s} {'sample s':>9s} {'chain-steps/s':>14s}")
@@ -50,7 +51,7 @@ def bench(args):
         import ot
     except ImportError:  # pragma: no cover
         return
-    X = dm.noisy_arc(2000, seed=0)
+    X = manifolds.noisy_arc(2000, seed=0)
     d2 = ot.dist(X, X)
     T = np.exp(-d2 / (4 * 0.009))
     a = np.full(2000, 1 / 2000)
@@ -73,8 +74,8 @@ def sweep(args):
             for e in eps_grid:
                 vals = []
                 for seed in range(args.seeds):
-                    X = dm.hyper_semisphere(1000, d, seed=seed)
-                    ref = dm.hyper_semisphere(1000, d, seed=seed + 100)
+                    X = manifolds.hyper_semisphere(1000, d, seed=seed)
+                    ref = manifolds.hyper_semisphere(1000, d, seed=seed + 100)
                     model = dm.DiffusionMap(eps=e, beta=beta, standardize=False,
                                             seed=seed).fit(X)
                     Y = model.sample(1000, n_steps=args.steps, seed=seed + 1, as_array=True)
@@ -121,7 +122,7 @@ def arc_theta_stats(Y, X, ref_theta):
 def arc_beta(args, n_chains=300, n_steps=400, save_every=4, burn_in=40):
     """Variable bandwidth on the arc example, over ``args.seeds`` training sets (M = 2000,
     eps = 0.009, raw units); chains start from data points (seed 1000 + training seed)."""
-    ref = dm.noisy_arc(100_000, seed=12345)
+    ref = manifolds.noisy_arc(100_000, seed=12345)
     ref_theta = np.arctan2(ref[:, 1], ref[:, 0]) - np.pi / 4
     keys = ("t2", "t2.5", "t3", "sd", "W1")
     print(f"arc example: {args.seeds} training seeds, {n_chains} chains x {n_steps} steps, "
@@ -132,7 +133,7 @@ def arc_beta(args, n_chains=300, n_steps=400, save_every=4, burn_in=40):
     for scheme, noise, output, beta in ARC_BETA_CASES:
         rows = []
         for seed in range(args.seeds):
-            X = dm.noisy_arc(2000, seed=seed)
+            X = manifolds.noisy_arc(2000, seed=seed)
             model = dm.DiffusionMap(eps=0.009, beta=beta, standardize=False, seed=seed).fit(X)
             s = model.with_options(scheme=scheme, noise=noise, output=output)
             Y = s.generate(n_steps, n_members=n_chains, save_every=save_every,

@@ -28,7 +28,7 @@ import torch
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT / "src"))
 
-from xlangevin.dsm import DSM  # noqa: E402
+from xlangevin.score import DSM  # noqa: E402
 
 
 def ks_samples(n, d=32):

@@ -35,9 +35,8 @@ import torch
 import xarray as xr
 
 from xlangevin.data import FeatureSpace
-from xlangevin.langevin import LangevinModel
-from xlangevin.nets import MLP
-from xlangevin.score import NoiseToScore, ScoreModel
+from xlangevin.dynamics import LangevinModel
+from xlangevin.score import MLP, NoiseToScore, ScoreModel
 
 SIGMA = 0.1
 DT = 1e-3

@@ -12,8 +12,8 @@ import argparse
 import numpy as np
 from _timing import median_time
 
-from xlangevin.backends import numpy_kernels
-from xlangevin.kgmm import kgmm_cell_statistics
+from xlangevin.backends import kernel
+from xlangevin.score.cells import kgmm_cell_statistics
 from xlangevin.partition import BisectingPartition
 
 
@@ -43,9 +43,8 @@ def main():
     def numpy_pass():
         z = np.random.default_rng(1).standard_normal(Y.shape)
         x = Y + sigma * z
-        labels = numpy_kernels.tree_descend(x, part.left_centroid, part.right_centroid,
-                                            part.left_child, part.right_child)
-        numpy_kernels.accumulate_cells(labels, z, x, part.n_cells)
+        labels = kernel("tree_descend", "numpy")(x, part.tree)
+        kernel("accumulate_cells", "numpy")(labels, z, x, part.n_cells)
 
     library(True)()  # compile
     rows = [("xlangevin pass, antithetic (2 draws/sample)", median_time(library(True), args.repeats)),

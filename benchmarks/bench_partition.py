@@ -41,7 +41,8 @@ import numpy as np  # noqa: E402
 from _timing import median_time  # noqa: E402
 
 from xlangevin.backends import cupy_available  # noqa: E402
-from xlangevin.backends import numba_kernels as nbk  # noqa: E402
+from xlangevin.backends import assign  # noqa: E402
+from xlangevin.backends.kmeans import num_threads  # noqa: E402
 from xlangevin.partition import BisectingPartition  # noqa: E402
 
 try:
@@ -74,7 +75,7 @@ def main():
     rows = []  # (case, task, method, seconds, points, note)
     print(
         f"# xlangevin partition benchmark: n={n:,}, threads={ARGS.threads} "
-        f"(numba {nbk.num_threads()} threads), repeats={reps}, cpu count={os.cpu_count()}",
+        f"(numba {num_threads()} threads), repeats={reps}, cpu count={os.cpu_count()}",
         flush=True,
     )
     # warm numba up (compilation is cached on disk, but load it before timing)
@@ -83,7 +84,7 @@ def main():
     pw.assign(Xw)
     pw.assign(Xw.astype(np.float32))
     pw.assign(Xw, method="nearest")
-    nbk.tree_descend(Xw, pw._records(), pw.n_nodes, np.empty(len(Xw), np.int64))
+    assign.descend_single(Xw, pw.tree.records(), pw.n_nodes, np.empty(len(Xw), np.int64))
 
     for d, ncl in cases:
         case = f"d={d}"
@@ -98,7 +99,7 @@ def main():
                      f"tree on {part.attrs['n_tree_samples']:,} pts"))
 
         out = np.empty(n, dtype=np.int64)
-        T = part._records()
+        T = part.tree.records()
         rows.append((case, "assign", "xlangevin tree, numba lockstep (assign)",
                      median_time(lambda: part.assign(X), reps), n, "default path"))
         X32 = X.astype(np.float32)
@@ -106,7 +107,7 @@ def main():
         rows.append((case, "assign", "xlangevin tree, numba lockstep, float32 input",
                      median_time(lambda: part.assign(X32), reps), n, ""))
         rows.append((case, "assign", "xlangevin tree, numba one point at a time",
-                     median_time(lambda: nbk.tree_descend(X, T, part.n_nodes, out), reps), n, ""))
+                     median_time(lambda: assign.descend_single(X, T, part.n_nodes, out), reps), n, ""))
         n_ref = min(n, 200_000)
         rows.append((case, "assign", "xlangevin tree, numpy reference",
                      median_time(lambda: part.assign(X[:n_ref], backend="numpy"), 1), n_ref, ""))

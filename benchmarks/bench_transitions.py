@@ -7,7 +7,7 @@ Label sequences: uniform random labels (every pair equally likely: the worst cas
 and a random walk on a ring of N_C cells (steps -2..2: what a finely sampled trajectory through a
 partition looks like). Timed, each producing the full count matrix:
 
-* ``xlangevin numba (auto)`` — :func:`xlangevin.generator.transition_counts` default: for
+* ``xlangevin numba (auto)`` — :func:`xlangevin.dynamics.transitions.transition_counts` default: for
   N_C > 512 the counting-sort ("bucket") path, straight to CSR;
 * ``xlangevin numba dense`` — thread-local dense tables + scan to CSR (the small-N_C path);
 * ``numpy bincount`` — the reference: ``np.bincount(m * N_C + n)`` reshaped, then to CSR;
@@ -45,8 +45,8 @@ import numpy as np  # noqa: E402
 from _timing import median_time  # noqa: E402
 import scipy.sparse as sp  # noqa: E402
 
-from xlangevin.backends import transition_kernels as tk  # noqa: E402
-from xlangevin.generator import transition_counts  # noqa: E402
+from xlangevin.backends import transitions as tk  # noqa: E402
+from xlangevin.dynamics.transitions import transition_counts  # noqa: E402
 
 try:
     from deeptime.markov import TransitionCountEstimator

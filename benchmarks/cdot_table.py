@@ -1,4 +1,4 @@
-"""Accuracy of the Cdot(0) estimators of xlangevin.generator (the table of docs/cdot_estimators.md).
+"""Accuracy of the Cdot(0) estimators of xlangevin.dynamics.cdot (the table of docs/cdot_estimators.md).
 
 1. 2-D OU with Phi = I + 0.8 J, Sigma = I in standardized units (A = -Phi, B = sqrt(2) I, C0 = I),
    sampled exactly at dt in {0.001, 0.01, 0.05, 0.1}, 1e6 samples, several seeds. Phi = -Cdot(0)
@@ -20,9 +20,9 @@ import warnings
 
 import numpy as np
 
-from xlangevin import generator as g
-from xlangevin.generator import GeneratorWarning
-from xlangevin.mobility import mobility_from_cdot, stein_matrix
+from xlangevin.dynamics import cdot as g
+from xlangevin.dynamics.mobility import mobility_from_cdot, stein_matrix
+from xlangevin.dynamics.transitions import GeneratorWarning, estimate_generator
 from xlangevin.partition import BisectingPartition
 from xlangevin.systems import ou, potential
 
@@ -59,9 +59,9 @@ def estimators(X, dt, partitions):
     for nc, (lab, n_cells) in partitions.items():
         with warnings.catch_warnings():
             warnings.simplefilter("ignore", GeneratorWarning)
-            G0 = g.estimate_generator(lab, dt, n_cells)
+            G0 = estimate_generator(lab, dt, n_cells)
             for corr in CORRECTIONS:
-                G = G0 if corr == "none" else g.estimate_generator(lab, dt, n_cells,
+                G = G0 if corr == "none" else estimate_generator(lab, dt, n_cells,
                                                                    correction=corr)
                 cdot, d = g.cdot_finite_volume(X, lab, dt, generator=G)
                 out[f"finite volume, ~{nc} cells, {corr}"] = cdot, {

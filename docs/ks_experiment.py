@@ -32,7 +32,7 @@ A plain script (``python docs/ks_experiment.py --quick --out ks_output``); ``mai
    per-grid-point distances too (per-member centring; reported as "per point").
 7. outputs in ``--out``: ``model.nc`` (``to_netcdf``; checked with ``python -m xlangevin
    generate``), ``ks_experiment.png`` (Hovmoller data vs model, averaged PDF, bivariate PDFs,
-   averaged ACF, Phi, Phi_S, Phi_A, Sigma, V), ``matrices.png`` (``xlangevin.plot.matrices``),
+   averaged ACF, Phi, Phi_S, Phi_A, Sigma, V), ``matrices.png`` (``xlangevin.analysis.plot.matrices``),
    ``results.json`` and a printed table.
 
 Sizes: ``--quick`` (2-core CPU, ~2-3 minutes: a small U-Net trained for 640 steps on the
@@ -268,7 +268,7 @@ def stein_held_out(score, test, draws, sigma, seed):
     pair cancels the part of ``s x^T`` linear in z, the bulk of the Monte-Carlo noise)."""
     import torch
 
-    from xlangevin.mobility import stein_matrix
+    from xlangevin.dynamics.mobility import stein_matrix
 
     X = np.asarray(score.space.transform(test), dtype=np.float64)
     rng = np.random.default_rng(seed)
@@ -506,7 +506,7 @@ def run(config: dict) -> dict:
 
     import xlangevin
     from xlangevin.analysis import plot
-    from xlangevin.nets import torch_threads
+    from xlangevin.backends import torch_threads
 
     cfg = dict(BASE)
     cfg.update(config)

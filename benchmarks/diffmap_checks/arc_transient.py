@@ -1,6 +1,7 @@
 """Arc: does beta = -0.2 fill the angular tails FASTER (transient, chains started at the mode)?"""
 import numpy as np, time
-from xlangevin import diffmap as dm
+from xlangevin import samplers as dm
+from xlangevin.systems import manifolds
 th0 = np.pi / 4
 def theta(Z): return np.arctan2(Z[:, 1], Z[:, 0]) - th0
 checkpoints = (10, 20, 40, 80, 160)
@@ -9,7 +10,7 @@ for noise, output in (("data-aware", "noisy"), ("constant", "mean")):
     for beta in (0.0, -0.2):
         t0 = time.perf_counter(); rows = []
         for seed in range(4):
-            X = dm.noisy_arc(2000, seed=seed)
+            X = manifolds.noisy_arc(2000, seed=seed)
             s = dm.DiffusionMap(eps=0.009, beta=beta, standardize=False, seed=seed).fit(X)
             s = s.with_options(noise=noise, output=output)
             rng = np.random.default_rng(1000 + seed)

@@ -2,7 +2,8 @@
 Both outputs (mean m_eps(x') and noisy x') from the same chains; paired beta comparison.
 usage: semi_sweep.py d n_steps n_seeds data_variant [eps list]"""
 import sys, time, numpy as np, ot
-from xlangevin import diffmap as dm
+from xlangevin import samplers as dm
+from xlangevin.systems import manifolds
 
 d, nsteps, nseeds, variant = int(sys.argv[1]), int(sys.argv[2]), int(sys.argv[3]), sys.argv[4]
 eps_grid = [float(e) for e in sys.argv[5].split(",")] if len(sys.argv) > 5 else \
@@ -12,9 +13,9 @@ M = 1000
 def data(n, seed):
     rng = np.random.default_rng(seed)
     if variant == "scaled":      # ours: last coordinate x alpha = 5
-        return dm.hyper_semisphere(n, d, seed=seed)
+        return manifolds.hyper_semisphere(n, d, seed=seed)
     if variant == "unit":        # alpha not applied
-        return dm.hyper_semisphere(n, d, alpha=1.0, seed=seed)
+        return manifolds.hyper_semisphere(n, d, alpha=1.0, seed=seed)
     if variant == "vmf":         # density ~ exp(alpha w_d) on the upper hemisphere, alpha = 5
         out = []
         while sum(len(o) for o in out) < n:

@@ -50,7 +50,7 @@ def parse_config(text):
 
 def main(argv=None):
     import xlangevin
-    from xlangevin.nets import torch_threads
+    from xlangevin.backends import torch_threads
 
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     p.add_argument("score")

@@ -75,7 +75,7 @@ class LangevinAccessor(_Accessor):
         bandwidth exponent in (-1, 0]), ``noise`` ("data-aware" | "constant"), ``scheme``
         ("split-step" | "langevin"); other options (``k_neighbors``, ``kde_eps``,
         ``standardize``, ``max_samples``, ``tol``, ``dt``) go to :class:`xlangevin.DiffusionMap`.
-        Returns a :class:`xlangevin.diffmap.DiffusionMapSampler` with ``.sample(n)`` and
+        Returns a :class:`xlangevin.DiffusionMapSampler` with ``.sample(n)`` and
         ``.generate(n_steps, ...)`` returning xarray shaped like this object.
         """
         return DiffusionMap(eps=eps, beta=beta, noise=noise, scheme=scheme, dim=dim,

@@ -14,7 +14,7 @@ import xarray as xr
 
 from . import datasets
 from .analysis import compare, plot
-from .analysis.compare import format_report
+from .analysis.report import format_report
 from .io import atomic_target
 
 __all__ = ["DEMOS", "run_demo"]

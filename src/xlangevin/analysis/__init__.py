@@ -4,7 +4,7 @@
   sample size);
 * :mod:`.distances`: distances between distributions (KL, Hellinger, W1, ACF RMSE) and
   :mod:`.ot`, the entropic optimal-transport distance (POT);
-* :mod:`.compare`: :func:`compare`, data vs simulation as an ``xr.Dataset`` report, and
+* :mod:`.report`: :func:`compare`, data vs simulation as an ``xr.Dataset`` report, and
   :func:`format_report`, its distances as a table;
 * :mod:`.plot`: figures of a report and of model matrices (matplotlib is imported only when a
   figure is drawn, so importing this package does not need it).
@@ -14,9 +14,9 @@ This layer depends only on :mod:`xlangevin.data`, :mod:`xlangevin.io` and
 """
 
 from . import plot
-from .compare import compare, format_report
 from .distances import KL_FLOOR, acf_rmse, hellinger, kl_divergence, wasserstein1
 from .ot import entropic_ot_distance
+from .report import compare, format_report
 from .stats import (acf, effective_sample_size, integrated_autocorrelation_time,
                     integrated_time_from_acf)
 

@@ -22,7 +22,7 @@ velocity is proportional to the density at the centre, docs/lorenz96_demo.md); `
 
 Estimation (like KGMM's score, METHODS.md §2): central differences within sequences (never across
 a member join or a gap), averaged per cell of a bisecting k-means partition of the states, and an
-MLP fitted to the cell means with the cell counts as weights (:func:`~xlangevin.kgmm.
+MLP fitted to the cell means with the cell counts as weights (:func:`~xlangevin.score.interpolate.
 fit_interpolator`). Units: standardized states in, standardized velocity (per time unit of the
 data) out.
 """

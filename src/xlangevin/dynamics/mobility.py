@@ -63,7 +63,7 @@ def mobility_from_cdot(cdot, V=None, eps: float = 1e-6) -> Mobility:
 
     Parameters
     ----------
-    cdot : (d, d) ``Cdot(0)`` (any estimator of :mod:`xlangevin.generator`).
+    cdot : (d, d) ``Cdot(0)`` (any estimator of :mod:`xlangevin.dynamics.cdot`).
     V : (d, d) Stein matrix ``<s x^T>`` in the same units; default ``-I``.
     eps : eigenvalues of ``Phi_S`` below ``eps * max(|eigenvalue|)`` are raised to that floor
         (relative, so that the result does not depend on the units); ``Phi`` is rebuilt as

@@ -12,7 +12,7 @@ Conventions (METHODS.md §0)
 
       Cdot(0) = dC/dtau (0+) = <(Phi s(x)) x^T> = Phi V,        V = <s(x) x^T>,
 
-  so ``Phi = Cdot(0) V^{-1}`` (:func:`xlangevin.mobility.mobility_from_cdot`). For a proper
+  so ``Phi = Cdot(0) V^{-1}`` (:func:`xlangevin.dynamics.mobility.mobility_from_cdot`). For a proper
   density ``V = -I`` (integration by parts), i.e. ``Phi = -Cdot(0)``. OU check: ``dx = A x dt +
   B dW`` has ``C(tau) = expm(A tau) C0``, so ``Cdot(0) = A C0`` and ``Phi = -A C0`` =
   ``xlangevin.systems.ou.langevin_phi(A, B)``. Every estimator below returns ``Cdot(0)`` in the

@@ -2,7 +2,7 @@
 Marzouk & Reich) with its kernel (:mod:`.kernel`), symmetric Sinkhorn scaling (:mod:`.sinkhorn`)
 and the stochastic subgrid closure built on it (:mod:`.subgrid`)."""
 
-from .diffmap import DiffusionMap, DiffusionMapSampler, diffmap
+from .diffusion_map import DiffusionMap, DiffusionMapSampler, diffmap
 from .sinkhorn import symmetric_sinkhorn
 from .subgrid import SubgridClosure, fit_subgrid_closure
 

@@ -13,7 +13,7 @@ import numpy as np
 import xarray as xr
 
 from ..data import DataError, FeatureSpace
-from .diffmap import DiffusionMap, DiffusionMapSampler
+from .diffusion_map import DiffusionMap, DiffusionMapSampler
 
 __all__ = ["fit_subgrid_closure", "SubgridClosure"]
 

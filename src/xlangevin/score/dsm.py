@@ -60,7 +60,7 @@ class DSM(Estimator):
     network : ``"mlp"`` (``d -> hidden -> d``, swish), ``"unet1d"`` (1-D periodic U-Net over the
         grid index, for one variable on one periodic dim), or a torch ``nn.Module`` mapping
         ``(n, d) -> (n, d)`` (copied, not modified; savable when registered with
-        :func:`xlangevin.nets.register_network`).
+        :func:`xlangevin.score.nets.register_network`).
     hidden : MLP hidden widths.
     base_channels, channel_mults, norm : U-Net width, per-level multipliers (the number of
         levels is ``len(channel_mults)``) and normalization (``"group"``, ``"batch"``,
@@ -70,7 +70,7 @@ class DSM(Estimator):
         Kuramoto-Sivashinsky (docs/ks.md).
     symmetrize : U-Net only: the returned network averages over the circular shifts it is not
         exactly equivariant to, so that the score commutes with every circular shift of the
-        field (costs ``2^levels`` evaluations; see :class:`xlangevin.nets.UNet1d`). Training
+        field (costs ``2^levels`` evaluations; see :class:`xlangevin.score.nets.UNet1d`). Training
         itself is not symmetrized. Implies the pooled standardization (below).
     epochs : passes; ``None`` = about 2x10^4 optimizer steps (between 10 and 2000 epochs).
     batch_size : samples per optimizer step (each sample twice with ``antithetic``).

@@ -265,7 +265,7 @@ def network_to_arrays(net: nn.Module) -> tuple[dict, dict]:
     if _NETWORKS.get(kind) is not type(net) or not hasattr(net, "config"):
         raise TypeError(f"a network of type {kind} cannot be saved: only registered networks "
                         f"({sorted(_NETWORKS)}) can; register yours with "
-                        "xlangevin.nets.register_network (it needs a `config` property)")
+                        "xlangevin.score.nets.register_network (it needs a `config` property)")
     return net.config, {k: v.detach().cpu().numpy().copy() for k, v in net.state_dict().items()}
 
 
