@@ -30,14 +30,16 @@ class _Accessor:
 class ScoreAccessor(_Accessor):
     """``ds.score.fit(method=..., sigma=..., ...)`` -> ScoreModel."""
 
-    def fit(self, method: str = "kgmm", sigma: float = 0.05, dim: str = "time", variables=None,
-            seed=None, progress: bool = True, **options):
+    def fit(self, method: str = "kgmm", sigma: float | None = None, dim: str = "time",
+            variables=None, seed=None, progress: bool = True, **options):
         """Fit a score model of the data's stationary density.
 
         ``method="kgmm"`` (default; options ``p_min`` or ``n_clusters``, ``tol``,
         ``max_passes``, interpolator settings, see :class:`xlangevin.KGMM`), ``"dsm"``
-        (denoising score matching, ``network="mlp" | "unet1d"``, :class:`xlangevin.DSM`) or
-        ``"gmm"`` (plain Gaussian-mixture baseline, :class:`xlangevin.GMM`). ``sigma`` is in standardized units.
+        (denoising score matching, ``network="mlp" | "unet1d"``, :class:`xlangevin.DSM`),
+        ``"gmm"`` (plain Gaussian-mixture baseline, :class:`xlangevin.GMM`) or ``"gaussian"``
+        (the linear score of the fitted Gaussian, :class:`xlangevin.score.Gaussian`).
+        ``sigma`` is in standardized units; None keeps the estimator's default.
         Returns a :class:`xlangevin.ScoreModel` callable on data shaped like this object.
         """
         estimator = score_estimator(method, sigma=sigma, dim=dim, variables=variables,

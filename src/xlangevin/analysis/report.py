@@ -360,7 +360,8 @@ def _summary(data: _Series, sim: _Series, dv, acf_attrs, dim, member_dim, bins, 
 
 def compare(data, sim, dim: str = "time", variables=None, bins: int = 60, max_lag=None,
             n_lags: int | None = None, pairs=None, member_dim: str = "member",
-            bins_2d: int | None = None, kl_floor: float = KL_FLOOR) -> xr.Dataset:
+            bins_2d: int | None = None, kl_floor: float = KL_FLOOR,
+            baseline=None) -> xr.Dataset:
     """Compare a simulation with the data it should reproduce: PDFs, ACFs and distances.
 
     Parameters
@@ -388,6 +389,10 @@ def compare(data, sim, dim: str = "time", variables=None, bins: int = 60, max_la
         default the consecutive pairs (0, 1), (1, 2), (2, 3) that exist. ``[]`` for none.
     kl_floor : the floor on the model's bin masses in ``KL(data || sim)``, see
         :func:`kl_divergence`.
+    baseline : a simulation of a baseline model (e.g. of :func:`xlangevin.lim`: LIM, or AR(1)
+        for one variable), or ``{name: simulation}``: compared with the data on the same bins
+        (then spanning data, sim and baselines) and lags, its distances stand beside the
+        model's (below), so that the report answers "better than the baseline?".
 
     Returns
     -------
@@ -406,7 +411,10 @@ def compare(data, sim, dim: str = "time", variables=None, bins: int = 60, max_la
       std), ``acf_rmse`` (over lags 0..max); per pair ``kl_2d``, ``hellinger_2d``;
     * ``mean_data``, ``mean_sim``, ``std_data``, ``std_sim`` (feature);
     * attrs: the means over features ``kl_mean``, ``hellinger_mean``, ``wasserstein_mean``,
-      ``wasserstein_std_mean``, ``acf_rmse_mean`` and what was compared.
+      ``wasserstein_std_mean``, ``acf_rmse_mean`` and what was compared;
+    * with ``baseline``: ``baseline_kl``, ``baseline_hellinger``, ``baseline_wasserstein_std``,
+      ``baseline_acf_rmse`` (baseline, feature), their means ``baseline_<distance>_mean``
+      (baseline) and ``baseline_mean_sim``, ``baseline_std_sim`` (baseline, feature).
 
     Histogram distances carry a small positive finite-sample bias, roughly ``(bins - 1) / 2``
     times ``1 / N_eff(data) + 1 / N_eff(sim)`` for KL, with ``N_eff`` the effective (decorrelated)
@@ -423,13 +431,15 @@ def compare(data, sim, dim: str = "time", variables=None, bins: int = 60, max_la
     labels = space_d.feature_labels()
     sd, ss = _series(space_d, data, dim), _series(space_s, sim, dim)
     Xd, Xs = sd.X, ss.X
+    baselines = _baseline_series(data, baseline, dim, variables, member_dim)
+    Xo = np.concatenate([Xs] + [series.X for series, _ in baselines.values()])
     if bins_2d is None:
         bins_2d = int(np.clip(np.sqrt(min(len(Xd), len(Xs)) / 20.0), 10, 40))
     bins_2d = int(bins_2d)
 
     acf_coords, acf_vars, acf_attrs = _acf_part(sd, ss, max_lag, n_lags,
                                                 _member_coord(sim, member_dim), member_dim)
-    edges = np.stack([_grid(Xd[:, j], Xs[:, j], bins) for j in range(Xd.shape[1])])
+    edges = np.stack([_grid(Xd[:, j], Xo[:, j], bins) for j in range(Xd.shape[1])])
     marginal_coords, marginal_vars = _marginal_part(Xd, Xs, edges, kl_floor)
     pair_coords, pair_vars = _pair_part(Xd, Xs, edges, _pairs(pairs, labels), labels, bins_2d,
                                         kl_floor)
@@ -438,12 +448,53 @@ def compare(data, sim, dim: str = "time", variables=None, bins: int = 60, max_la
     found = {**marginal_vars, **pair_vars, **acf_vars}
     dv = {name: found[name] for name in REPORT_VARIABLES}
     attrs = _summary(sd, ss, dv, acf_attrs, dim, member_dim, bins, bins_2d, kl_floor)
-    return xr.Dataset(dv, coords=coords, attrs=attrs)
+    report = xr.Dataset(dv, coords=coords, attrs=attrs)
+    return _with_baselines(report, sd, baselines, edges, kl_floor, member_dim)
+
+
+#: the distances of a baseline put beside the model's
+BASELINE_VARIABLES = ("kl", "hellinger", "wasserstein_std", "acf_rmse", "mean_sim", "std_sim")
+
+
+def _baseline_series(data, baseline, dim, variables, member_dim) -> dict:
+    """``{name: (series, member coordinate)}`` of the baseline simulations (none: ``{}``)."""
+    if baseline is None:
+        return {}
+    named = baseline if isinstance(baseline, dict) else {"baseline": baseline}
+    out = {}
+    for name, sim in named.items():
+        data_, sim, variables_ = _align_inputs(data, sim, variables)
+        space = _feature_spaces(data_, sim, dim, variables_, member_dim)[1]
+        out[str(name)] = (_series(space, sim, dim), _member_coord(sim, member_dim))
+    return out
+
+
+def _with_baselines(report, data: _Series, baselines, edges, kl_floor, member_dim):
+    """``report`` with each baseline's distances on the same bins (``edges`` span data, sim
+    and baselines) and the same lags as the model's."""
+    if not baselines:
+        return report
+    lag = report["lag"].values
+    parts = []
+    for name, (series, members) in baselines.items():
+        found = dict(_marginal_part(data.X, series.X, edges, kl_floor)[1])
+        found.update(_acf_part(data, series, float(lag[-1]) if lag.size > 1 else None,
+                               None if lag.size > 1 else 1, members, member_dim)[1])
+        parts.append(xr.Dataset({v: found[v] for v in BASELINE_VARIABLES},
+                                coords={"feature": report["feature"]}
+                                ).expand_dims(baseline=[name]))
+    both = xr.concat(parts, dim="baseline")
+    out = report.copy()
+    for v in BASELINE_VARIABLES:
+        out[f"baseline_{v}"] = both[v]
+    for v in ("kl", "hellinger", "wasserstein_std", "acf_rmse"):
+        out[f"baseline_{v}_mean"] = both[v].mean("feature", skipna=True)
+    return out
 
 
 def format_report(report: xr.Dataset) -> str:
     """The distances of a :func:`compare` report as a table: one row per feature (KL,
-    Hellinger, W1/std, ACF RMSE), then their means."""
+    Hellinger, W1/std, ACF RMSE), then their means (and those of each baseline)."""
     a = report.attrs
     rows = [f"{'feature':>12s} {'KL':>8s} {'Hellinger':>10s} {'W1/std':>8s} {'ACF RMSE':>9s}"]
     for i, label in enumerate(report["label"].values):
@@ -452,4 +503,10 @@ def format_report(report: xr.Dataset) -> str:
                     f"{float(report.acf_rmse[i]):9.4f}")
     rows.append(f"{'mean':>12s} {a['kl_mean']:8.4f} {a['hellinger_mean']:10.4f} "
                 f"{a['wasserstein_std_mean']:8.4f} {a['acf_rmse_mean']:9.4f}")
+    for name in report["baseline"].values if "baseline" in report.dims else ():
+        b = report.sel(baseline=name)
+        rows.append(f"{str(name)[:12]:>12s} {float(b.baseline_kl_mean):8.4f} "
+                    f"{float(b.baseline_hellinger_mean):10.4f} "
+                    f"{float(b.baseline_wasserstein_std_mean):8.4f} "
+                    f"{float(b.baseline_acf_rmse_mean):9.4f}")
     return "\n".join(rows)

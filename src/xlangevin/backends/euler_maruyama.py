@@ -456,8 +456,8 @@ class ReferenceStepper:
         self.score_std = drift.score_std
         self.torch_std = drift.score_tensor
         self.current = drift.current
-        self.PhiT = np.ascontiguousarray(drift.Phi.T)
-        self.SigT = np.ascontiguousarray(Sig.T)
+        self.PhiT = np.array(drift.Phi.T, order="C")   # own, writable copies (torch views them)
+        self.SigT = np.array(Sig.T, order="C")
 
     def close(self):
         pass

@@ -108,7 +108,7 @@ class CurrentField:
         """``v~(x~)`` on standardized states (n, d) (numpy in, numpy out, dtype kept)."""
         X = np.asarray(X)
         dtype = X.dtype if X.dtype in (np.float32, np.float64) else np.float64
-        return self.tensor(torch.from_numpy(np.ascontiguousarray(X, dtype=dtype))).numpy()
+        return self.tensor(torch.from_numpy(np.array(X, dtype=dtype, order="C"))).numpy()
 
     def mlp_layers(self):
         """``(weights (out, in), biases)`` per layer in float64, for the numba kernel."""

@@ -100,6 +100,8 @@ class _ModelScore(_Score):
 
     def std(self, X):
         X = np.asarray(X)
+        if not X.flags.writeable:      # the data layer's read-only arrays: torch wants its own
+            X = X.copy()
         out = np.empty(X.shape, dtype=X.dtype)
         batch_size = self.model.batch_size
         for start in range(0, X.shape[0], batch_size):

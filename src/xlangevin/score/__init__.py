@@ -3,27 +3,37 @@
 * :mod:`.model` — :class:`ScoreModel` (callable on arrays, tensors and xarray; saved as groups);
 * :mod:`.kgmm` — KGMM (:mod:`.cells`: per-cell noise averages; :mod:`.interpolate`: the MLP
   interpolator);
-* :mod:`.gmm` — the plain Gaussian-mixture baseline;
+* :mod:`.gmm` — the plain Gaussian-mixture baseline; :mod:`.gaussian` — the Gaussian (linear)
+  score of the LIM/AR(1) baselines;
 * :mod:`.dsm` — denoising score matching;
 * :mod:`.nets` — the networks (MLP, periodic 1-D U-Net).
 """
 
 from .dsm import DSM
+from .gaussian import Gaussian
 from .gmm import GMM
 from .kgmm import KGMM
 from .model import NoiseToScore, ScoreModel, register_field
 from .nets import MLP, UNet1d
 
-__all__ = ["ScoreModel", "NoiseToScore", "register_field", "KGMM", "GMM", "DSM", "MLP",
+__all__ = ["ScoreModel", "NoiseToScore", "register_field", "KGMM", "GMM", "DSM", "Gaussian", "MLP",
            "UNet1d", "SCORE_METHODS", "score_estimator"]
 
 #: the score estimators by name (``ds.score.fit(method=...)``, ``EffectiveLangevin(score=...)``)
-SCORE_ESTIMATORS = {"kgmm": KGMM, "gmm": GMM, "dsm": DSM}
+SCORE_ESTIMATORS = {"kgmm": KGMM, "gmm": GMM, "dsm": DSM, "gaussian": Gaussian}
 SCORE_METHODS = tuple(SCORE_ESTIMATORS)
 
 
 def score_estimator(method: str, **params):
-    """The score estimator named ``method`` built with ``params``."""
+    """The score estimator named ``method`` built with ``params``: ``None`` values leave its
+    defaults, and a ``seed`` is dropped for an estimator without random draws (the Gaussian)."""
     if method not in SCORE_ESTIMATORS:
         raise ValueError(f"unknown score method {method!r}; choose one of {SCORE_METHODS}")
-    return SCORE_ESTIMATORS[method](**params)
+    cls = SCORE_ESTIMATORS[method]
+    names = set(cls._param_names())
+    unknown = sorted(k for k, v in params.items()
+                     if k not in names and not (v is None or k == "seed"))
+    if unknown:
+        raise ValueError(f"{cls.__name__} has no parameter(s) {unknown}; its parameters are "
+                         f"{sorted(names)}")
+    return cls(**{k: v for k, v in params.items() if k in names and v is not None})
