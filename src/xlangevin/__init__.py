@@ -17,7 +17,7 @@ from . import accessors as _accessors  # noqa: F401  (registers the accessors)
 from . import datasets, systems
 from .analysis import compare, entropic_ot_distance, plot
 from .data import DataError, FeatureSpace
-from .dynamics import EffectiveLangevin, LangevinModel
+from .dynamics import EffectiveLangevin, LangevinModel, lim, lim_operators
 from .io import open_model
 from .partition import BisectingPartition, Partition
 from .samplers import DiffusionMap, DiffusionMapSampler, fit_subgrid_closure
@@ -26,4 +26,5 @@ from .score import DSM, GMM, KGMM, ScoreModel
 __all__ = ["__version__", "BisectingPartition", "DSM", "DataError", "DiffusionMap",
            "DiffusionMapSampler", "EffectiveLangevin", "FeatureSpace", "GMM", "KGMM",
            "LangevinModel", "Partition", "ScoreModel", "compare", "datasets",
-           "entropic_ot_distance", "fit_subgrid_closure", "open_model", "plot", "systems"]
+           "entropic_ot_distance", "fit_subgrid_closure", "lim", "lim_operators", "open_model",
+           "plot", "systems"]
