@@ -535,7 +535,7 @@ def test_score_method_name_fits_the_score_first(ou_small):
 def test_fit_validation(ou_small):
     cases = [(dict(cdot="magic"), "cdot"), (dict(lags=(1, 1)), "lags"),
              (dict(lags=(0, 1)), "lags"), (dict(order=3), "order"),
-             (dict(eps=0), "eps"), (dict(n_clusters=50), "finite_volume"),
+             (dict(eps=0), "eps"), (dict(cdot="lagged", n_clusters=50), "finite_volume"),
              (dict(stein_samples=0), "stein_samples")]
     for kw, match in cases:
         with pytest.raises(ValueError, match=match):

@@ -53,14 +53,16 @@ class LangevinAccessor(_Accessor):
     """``ds.langevin.fit(score=..., ...)`` -> LangevinModel; ``ds.langevin.diffmap(eps=...)`` ->
     DiffusionMapSampler."""
 
-    def fit(self, score="kgmm", dim: str = "time", variables=None, cdot: str = "lagged",
+    def fit(self, score="auto", dim: str = "time", variables=None, cdot: str = "auto",
             seed=None, progress: bool = True, **options):
         """Fit an effective Langevin model ``dx = Phi s(x) dt + sqrt(2) Sigma dW``.
 
         ``score``: a :class:`xlangevin.ScoreModel`, a callable on (n, d) physical arrays (exact
-        score), a numba-jitted ``f(x_row, out_row)``, or a method name (``"kgmm"``, ``"gmm"``,
-        fitted first; pass its options as ``score_options={...}``). ``cdot``: ``"lagged"``
-        (default), ``"logm"`` or ``"finite_volume"``. Other options (``lags``, ``lag``,
+        score), a numba-jitted ``f(x_row, out_row)``, or a method name fitted first (pass its
+        options as ``score_options={...}``): ``"auto"`` (default, chosen on held-out data),
+        ``"kgmm"``, ``"gmm"``, ``"dsm"`` or ``"gaussian"`` (with ``cdot="logm"``: the LIM, see
+        :func:`xlangevin.lim`). ``cdot``: ``"auto"`` (default), ``"lagged"``, ``"logm"`` or
+        ``"finite_volume"``. Other options (``lags``, ``lag``,
         ``n_clusters``, ``p_min``, ``correction``, ``stein_samples``, ``eps``, ``n_keep``, ...)
         go to :class:`xlangevin.EffectiveLangevin`. Returns a :class:`xlangevin.LangevinModel`.
         """

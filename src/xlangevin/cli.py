@@ -14,6 +14,7 @@ from . import datasets, systems
 from .analysis import compare, format_report, plot
 from .demo import DEMOS, run_demo
 from .io import open_model
+from .dynamics import CDOT_ESTIMATORS
 from .score import SCORE_METHODS
 
 
@@ -130,10 +131,12 @@ def main(argv=None) -> int:
     p.add_argument("input")
     p.add_argument("--var", help="data variable (default: all with the sample dim)")
     p.add_argument("--dim", default="time")
-    p.add_argument("--method", default="kgmm", choices=SCORE_METHODS)
-    p.add_argument("--sigma", type=float, default=0.1, help="standardized units")
+    p.add_argument("--method", default="auto", choices=SCORE_METHODS,
+                   help="score estimator (default auto: chosen on a held-out block)")
+    p.add_argument("--sigma", type=float, default=None,
+                   help="standardized units (default: the estimator's)")
     p.add_argument("--score-options", help='JSON, e.g. \'{"p_min": 0.005}\'')
-    p.add_argument("--cdot", default="lagged", choices=["lagged", "logm", "finite_volume"])
+    p.add_argument("--cdot", default="auto", choices=CDOT_ESTIMATORS)
     p.add_argument("--current-velocity", action="store_true",
                    help="add the state-dependent current velocity v(x) to the drift "
                         "(non-reversible data, e.g. travelling waves; docs/current_velocity.md)")

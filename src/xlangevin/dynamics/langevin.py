@@ -36,7 +36,13 @@ from .model import LangevinModel
 
 __all__ = ["EffectiveLangevin", "CDOT_ESTIMATORS"]
 
-CDOT_ESTIMATORS = ("lagged", "logm", "finite_volume")
+CDOT_ESTIMATORS = ("auto", "lagged", "logm", "finite_volume")
+#: the order in which ``cdot="auto"`` tries the estimators
+CDOT_AUTO_ORDER = ("lagged", "logm", "finite_volume")
+#: ``cdot="auto"`` rejects an estimator whose ``|Phi_A|_F / |Phi_S|_F`` exceeds this (a
+#: mobility dominated by its antisymmetric part is the mark of a Cdot(0) estimate that the
+#: data's finite sampling interval has spoiled, docs/cdot_estimators.md)
+MAX_ANTISYMMETRY = 100.0
 
 
 def _lags_ok(lags) -> bool:
@@ -53,20 +59,25 @@ class EffectiveLangevin(Estimator):
 
     Parameters
     ----------
-    cdot : ``"lagged"`` (default: lagged finite difference extrapolated over ``lags``),
-        ``"logm"`` (matrix log of the lag-``lag`` propagator) or ``"finite_volume"`` (rate matrix
-        of a bisecting k-means partition with ``n_clusters`` / ``p_min`` cells; ``correction``,
-        ``restrict``). See docs/cdot_estimators.md for which to use when.
+    cdot : ``"auto"`` (default: the first of ``"lagged"``, ``"logm"``, ``"finite_volume"``
+        whose ``Phi_S`` needs no eigenvalue clipping and whose ``|Phi_A| / |Phi_S|`` stays below
+        100; the tries are recorded in ``attrs["cdot_selection"]``), ``"lagged"`` (lagged
+        finite difference extrapolated over ``lags``), ``"logm"`` (matrix log of the
+        lag-``lag`` propagator) or ``"finite_volume"`` (rate matrix of a bisecting k-means
+        partition with ``n_clusters`` / ``p_min`` cells; ``correction``, ``restrict``). See
+        docs/cdot_estimators.md for which to use when.
     lags, order : lags (in samples) and polynomial order of ``"lagged"`` (default (1, 2, 3),
         Richardson extrapolation).
     lag : lag in samples of ``"logm"`` and ``"finite_volume"``.
-    n_clusters, p_min, correction, restrict : the ``"finite_volume"`` partition and rate matrix.
+    n_clusters, p_min, correction, restrict : the ``"finite_volume"`` partition and rate matrix
+        (also used when ``"auto"`` gets to it).
     stein_samples : at most this many samples (drawn at random) enter ``V = <s x^T>``.
     eps : relative floor of the eigenvalues of ``Phi_S`` (clipped, ``Phi`` rebuilt, reported).
     n_keep : data states (standardized, drawn at random) kept in the model for initial states and
         blow-up resets.
     score_options : options of the score estimator when ``fit`` is given a method name
-        (``"kgmm"``/``"gmm"``), e.g. ``{"sigma": 0.05, "p_min": 0.001}``.
+        (``"auto"``, ``"kgmm"``, ``"gmm"``, ``"dsm"``, ``"gaussian"``), e.g. ``{"sigma": 0.05,
+        "p_min": 0.001}`` for KGMM.
     current_velocity : False (default): the drift is ``Phi s(x)`` with a constant ``Phi``. True:
         the drift is ``Phi_S s(x) + v(x)`` with the current velocity ``v = j / p`` learned from
         central differences (:mod:`xlangevin.dynamics.current`): for non-reversible dynamics whose
@@ -80,7 +91,7 @@ class EffectiveLangevin(Estimator):
     progress : progress bars.
     """
 
-    cdot: str = "lagged"
+    cdot: str = "auto"
     lags: tuple = (1, 2, 3)
     order: int | None = None
     lag: int = 1
@@ -124,12 +135,12 @@ class EffectiveLangevin(Estimator):
         if self.order is not None and self.order >= np.atleast_1d(self.lags).size:
             raise ValueError(f"order must be < the number of lags ({len(self.lags)}), got "
                              f"{self.order}")
-        if self.cdot == "finite_volume":
+        if self.cdot in ("finite_volume", "auto"):
             if self.n_clusters is not None and self.p_min is not None:
                 raise ValueError("give either n_clusters or p_min, not both")
         elif self.n_clusters is not None or self.p_min is not None:
-            raise ValueError(f"n_clusters / p_min only apply to cdot='finite_volume', not "
-                             f"{self.cdot!r}")
+            raise ValueError(f"n_clusters / p_min only apply to cdot='finite_volume' (or "
+                             f"'auto'), not {self.cdot!r}")
         if self.current_options and not self.current_velocity:
             raise ValueError("current_options given without current_velocity=True")
         if self.current_options:
@@ -142,16 +153,17 @@ class EffectiveLangevin(Estimator):
         return {"sequences": True}
 
     # -----------------------------------------------------------------------------------------
-    def fit(self, data, score="kgmm") -> LangevinModel:
+    def fit(self, data, score="auto") -> LangevinModel:
         """Fit on ``data`` (xarray Dataset/DataArray, regularly sampled along ``dim``, or an
         (n, d) array of consecutive samples) with ``score``: a :class:`~xlangevin.ScoreModel`, a
         callable on physical (n, d) arrays (exact score), a numba-jitted ``f(x_row, out_row)``
         (exact score, physical units; enables the numba generation kernel), or a method name
-        (``"kgmm"``, ``"gmm"``, ``"dsm"``) fitted first, on the same data, with
-        ``score_options``."""
+        fitted first, on the same data, with ``score_options``: ``"auto"`` (default: the
+        estimator chosen on a held-out block of the record, :class:`xlangevin.score.AutoScore`),
+        ``"kgmm"``, ``"gmm"``, ``"dsm"`` or ``"gaussian"`` (the linear baseline)."""
         return super().fit(data, score=score)
 
-    def _fit(self, features, score="kgmm") -> LangevinModel:
+    def _fit(self, features, score="auto") -> LangevinModel:
         features = features.in_memory()
         rng = np.random.default_rng(self.seed)
         space, X, bounds = features.space, np.asarray(features.X, np.float64), features.bounds
@@ -159,9 +171,12 @@ class EffectiveLangevin(Estimator):
         if isinstance(score, str):
             score = self._fit_score(features, score, rng)
         adapter = as_score(score, space)
-        cdot, diag = self._cdot(X, bounds, space.dt, rng)
-        V = self._stein(X, adapter, rng)
-        mob = mobility_from_cdot(cdot, V, eps=self.eps)
+        if self.cdot == "auto":
+            cdot_name, cdot, diag, V, mob = self._auto_cdot(X, bounds, space.dt, adapter, rng)
+        else:
+            cdot_name, (cdot, diag) = self.cdot, self._cdot(X, bounds, space.dt, rng, self.cdot)
+            V = self._stein(X, adapter, rng)
+            mob = mobility_from_cdot(cdot, V, eps=self.eps)
         if mob.clip["n_clipped"]:
             warnings.warn(f"Phi_S had {mob.clip['n_clipped']} eigenvalue(s) below the floor "
                           f"{mob.clip['floor']:.3g}; clipped (|shift| = "
@@ -175,8 +190,8 @@ class EffectiveLangevin(Estimator):
             current = CurrentVelocity(**options).fit(X, bounds, space.dt, space)
             Phi = mob.Phi_S
         attrs = provenance(
-            self, cdot_estimator=self.cdot,
-            cdot_options=json.dumps(self._cdot_options(), default=str),
+            self, cdot_estimator=cdot_name, cdot_requested=self.cdot,
+            cdot_options=json.dumps(self._cdot_options(cdot_name), default=str),
             score_kind=adapter.kind, score_method=getattr(score, "method", adapter.kind),
             score_sigma=adapter.sigma, n_samples=int(n), n_sequences=int(bounds.size - 1),
             n_features=int(d), data_dt=float(space.dt), time_units=time_units(space),
@@ -185,14 +200,16 @@ class EffectiveLangevin(Estimator):
             n_clipped=int(mob.clip["n_clipped"]),
             drift="Phi_S s(x) + v(x)" if current is not None else "Phi s(x)",
             current_velocity=json.dumps(current.diagnostics) if current is not None else "")
+        if "selection" in diag:
+            attrs["cdot_selection"] = json.dumps(diag["selection"])
         return LangevinModel(Phi, mob.Sigma, V, score, space, X[np.sort(keep)], cdot=cdot,
-                             cdot_estimator=self.cdot, cdot_diagnostics=diag, clip=mob.clip,
+                             cdot_estimator=cdot_name, cdot_diagnostics=diag, clip=mob.clip,
                              attrs=attrs, time_origin=features.time_origin, current=current)
 
-    def _cdot_options(self):
-        if self.cdot == "lagged":
+    def _cdot_options(self, which):
+        if which == "lagged":
             return {"lags": [int(k) for k in np.atleast_1d(self.lags)], "order": self.order}
-        if self.cdot == "logm":
+        if which == "logm":
             return {"lag": self.lag}
         return {"lag": self.lag, "n_clusters": self.n_clusters, "p_min": self.p_min,
                 "correction": self.correction, "restrict": self.restrict}
@@ -205,11 +222,42 @@ class EffectiveLangevin(Estimator):
             options.setdefault("seed", int(rng.integers(2**31)))
         return score_estimator(method, **options).fit_features(features)
 
-    def _cdot(self, X, bounds, dt, rng):
-        if self.cdot == "lagged":
+    def _auto_cdot(self, X, bounds, dt, adapter, rng):
+        """``cdot="auto"``: the first of lagged, logm and finite volume whose ``Phi_S`` needs
+        no clipping and whose ``|Phi_A|_F / |Phi_S|_F`` stays below :data:`MAX_ANTISYMMETRY`
+        (else the one with the fewest clipped eigenvalues). The Stein matrix is computed once,
+        after the first candidate (so a record for which lagged is chosen gives the same model
+        as ``cdot="lagged"``)."""
+        tried, V = {}, None
+        for which in CDOT_AUTO_ORDER:
+            try:
+                cdot, diag = self._cdot(X, bounds, dt, rng, which)
+            except ValueError as err:          # e.g. a propagator without a real logarithm
+                tried[which] = {"error": str(err)[:200]}
+                continue
+            if V is None:
+                V = self._stein(X, adapter, rng)
+            mob = mobility_from_cdot(cdot, V, eps=self.eps)
+            ratio = float(np.linalg.norm(mob.Phi_A) / max(np.linalg.norm(mob.Phi_S), 1e-300))
+            tried[which] = {"n_clipped": int(mob.clip["n_clipped"]),
+                            "antisymmetry_ratio": round(ratio, 6),
+                            "result": (which, cdot, diag, mob)}
+            if mob.clip["n_clipped"] == 0 and ratio < MAX_ANTISYMMETRY:
+                break
+        fitted = [t for t in tried.values() if "result" in t]
+        if not fitted:
+            raise ValueError(f"no Cdot(0) estimator worked on this record: {tried}")
+        best = min(fitted, key=lambda t: (t["n_clipped"], t["antisymmetry_ratio"]))
+        which, cdot, diag, mob = best["result"]
+        diag = dict(diag, selection={k: {a: b for a, b in t.items() if a != "result"}
+                                     for k, t in tried.items()})
+        return which, cdot, diag, V, mob
+
+    def _cdot(self, X, bounds, dt, rng, which):
+        if which == "lagged":
             return cdot_lagged(X, dt, bounds, lags=tuple(int(k) for k in np.atleast_1d(self.lags)),
                                order=self.order)
-        if self.cdot == "logm":
+        if which == "logm":
             return cdot_logm(X, dt, bounds, lag=self.lag)
         if self.n_clusters is None and self.p_min is None:
             kw = {"p_min": max(1e-3, 20.0 / X.shape[0])}

@@ -6,7 +6,8 @@
 * :mod:`.gmm` — the plain Gaussian-mixture baseline; :mod:`.gaussian` — the Gaussian (linear)
   score of the LIM/AR(1) baselines;
 * :mod:`.dsm` — denoising score matching;
-* :mod:`.nets` — the networks (MLP, periodic 1-D U-Net).
+* :mod:`.nets` — the networks (MLP, periodic 1-D U-Net);
+* :mod:`.select` — ``"auto"``: the estimator chosen on a held-out block of the record.
 """
 
 from .dsm import DSM
@@ -15,12 +16,14 @@ from .gmm import GMM
 from .kgmm import KGMM
 from .model import NoiseToScore, ScoreModel, register_field
 from .nets import MLP, UNet1d
+from .select import AutoScore
 
-__all__ = ["ScoreModel", "NoiseToScore", "register_field", "KGMM", "GMM", "DSM", "Gaussian", "MLP",
+__all__ = ["ScoreModel", "NoiseToScore", "register_field", "KGMM", "GMM", "DSM", "Gaussian", "AutoScore", "MLP",
            "UNet1d", "SCORE_METHODS", "score_estimator"]
 
 #: the score estimators by name (``ds.score.fit(method=...)``, ``EffectiveLangevin(score=...)``)
-SCORE_ESTIMATORS = {"kgmm": KGMM, "gmm": GMM, "dsm": DSM, "gaussian": Gaussian}
+SCORE_ESTIMATORS = {"auto": AutoScore, "kgmm": KGMM, "gmm": GMM, "dsm": DSM,
+                    "gaussian": Gaussian}
 SCORE_METHODS = tuple(SCORE_ESTIMATORS)
 
 

@@ -272,8 +272,10 @@ class ScoreModel(Model):
 
     def __repr__(self):
         cells = "" if self.cells is None else f" cells={self.cells.sizes.get('cell', 0)}"
-        return (f"<ScoreModel method={self.method!r} sigma={self.sigma:g} (standardized units) "
-                f"d={self.dim} variables={self.space.variables}{cells}>")
+        chosen = f" (chosen by auto: {self.attrs['selection']})" if "selection" in self.attrs \
+            else ""
+        return (f"<ScoreModel method={self.method!r}{chosen} sigma={self.sigma:g} (standardized "
+                f"units) d={self.dim} variables={self.space.variables}{cells}>")
 
 
 def _inverse_units(da) -> str:
