@@ -17,7 +17,8 @@ import xarray as xr
 from . import systems
 from .io import atomic_target
 
-__all__ = ["REGISTRY", "available", "open_dataset", "make_dataset", "data_dir"]
+__all__ = ["REGISTRY", "available", "open_dataset", "make_dataset", "data_dir", "nino",
+           "soi_darwin"]
 
 
 @dataclass(frozen=True)
@@ -112,3 +113,69 @@ def make_dataset(name: str, path=None, progress: bool = True) -> Path:
     with atomic_target(path) as tmp:
         ds.to_netcdf(tmp, encoding=encoding)
     return path
+
+
+# ----------------------------------------------------------------------------------------------
+# real climate indices shipped with installable packages (METHODS.md section 10)
+# ----------------------------------------------------------------------------------------------
+#: columns of PyWavelets' ERSSTv4 table: (SST, anomaly) of each Nino region
+_NINO_COLUMNS = {"1+2": (2, 3), "3": (4, 5), "4": (6, 7), "3.4": (8, 9)}
+
+
+def nino(region: str = "3", anomaly: bool = True, detrend: bool = True) -> xr.Dataset:
+    """The monthly ERSSTv4 Nino index of ``region`` ("1+2", "3", "4", "3.4"), 1950-01 to
+    2016-08 (800 months), shipped with PyWavelets (``pip install PyWavelets``), as a Dataset
+    with variable ``sst`` (degC) on a datetime ``time`` axis (month starts).
+
+    ``anomaly``: the table's anomalies (against a fixed 1981-2010 base climatology) instead of
+    the SST; ``detrend``: remove the least-squares linear trend (the fixed base leaves the
+    warming in the anomalies). Source: Huang et al., ERSST version 4 (via PyWavelets' data).
+    """
+    if region not in _NINO_COLUMNS:
+        raise ValueError(f"region must be one of {sorted(_NINO_COLUMNS)}, got {region!r}")
+    try:
+        import importlib.resources
+
+        table = np.load(importlib.resources.files("pywt.data") / "sst_nino3.npz")["data"]
+    except ImportError as err:
+        raise ImportError("the Nino indices ship with PyWavelets: pip install PyWavelets "
+                          "(or pip install xlangevin[climate])") from err
+    values = table[:, _NINO_COLUMNS[region][1 if anomaly else 0]].astype(np.float64)
+    if detrend:
+        t = np.arange(values.size, dtype=np.float64)
+        values = values - np.polyval(np.polyfit(t, values, 1), t)
+    time = np.array([f"{int(y):04d}-{int(m):02d}-01" for y, m in table[:, :2]],
+                    dtype="datetime64[ns]")
+    kind = "anomaly" if anomaly else "SST"
+    return xr.Dataset(
+        {"sst": ("time", values, {"long_name": f"Nino {region} {kind}"
+                                  + (", linear trend removed" if detrend else ""),
+                                  "units": "degC"})},
+        coords={"time": ("time", time)},
+        attrs={"source": "ERSSTv4 Nino indices shipped with PyWavelets (pywt.data)",
+               "region": f"Nino {region}"})
+
+
+def soi_darwin(dropna: bool = True) -> xr.Dataset:
+    """The monthly Southern Oscillation Index (Darwin), 1866-01 to 2013-12, shipped with
+    iris-sample-data (``pip install iris-sample-data``; UK Open Government Licence), as a
+    Dataset with variable ``soi`` (standardized pressure, dimensionless) on a datetime axis.
+
+    ``dropna``: leave out the 12 missing months; the gaps then split the record into sequences
+    (no transition or lag crosses them). Source: Trenberth, "Signal versus noise in the
+    Southern Oscillation" (Mon. Wea. Rev. 112, 1984).
+    """
+    try:
+        import iris_sample_data
+    except ImportError as err:
+        raise ImportError("the SOI record ships with iris-sample-data: pip install "
+                          "iris-sample-data (or pip install xlangevin[climate])") from err
+    path = Path(iris_sample_data.__file__).parent / "sample_data" / "SOI_Darwin.nc"
+    with xr.open_dataset(path) as ds:
+        soi = ds["SOI_Darwin"].astype(np.float64).load()
+    if dropna:
+        soi = soi.dropna("time")
+    soi.attrs = {"long_name": "Southern Oscillation Index (Darwin)", "units": "1"}
+    return xr.Dataset({"soi": soi},
+                      attrs={"source": "iris-sample-data SOI_Darwin.nc",
+                             "reference": "Trenberth (1984), Mon. Wea. Rev. 112, 326-332"})

@@ -23,12 +23,13 @@ import json
 import warnings
 
 import numpy as np
+import scipy.linalg as sla
 
 from ..base import Estimator, Flag, Interval, OneOf, Options, Seed, provenance
 from ..data.timeaxis import time_units
 from ..partition import BisectingPartition
 from ..score import score_estimator
-from .cdot import cdot_finite_volume, cdot_lagged, cdot_logm
+from .cdot import cdot_finite_volume, cdot_lagged, cdot_logm, lagged_covariances
 from .current import CurrentVelocity
 from .drift import as_score
 from .mobility import mobility_from_cdot, stein_matrix
@@ -59,9 +60,11 @@ class EffectiveLangevin(Estimator):
 
     Parameters
     ----------
-    cdot : ``"auto"`` (default: the first of ``"lagged"``, ``"logm"``, ``"finite_volume"``
-        whose ``Phi_S`` needs no eigenvalue clipping and whose ``|Phi_A| / |Phi_S|`` stays below
-        100; the tries are recorded in ``attrs["cdot_selection"]``), ``"lagged"`` (lagged
+    cdot : ``"auto"`` (default: ``"lagged"`` or ``"logm"``, whichever needs no eigenvalue
+        clipping of ``Phi_S``, keeps ``|Phi_A| / |Phi_S|`` below 100 and fits the data's
+        ``C(k)``, k = 1..3, best by its linear propagator (lagged when within 10 %);
+        ``"finite_volume"`` when neither is acceptable; the tries are recorded in
+        ``attrs["cdot_selection"]``), ``"lagged"`` (lagged
         finite difference extrapolated over ``lags``), ``"logm"`` (matrix log of the
         lag-``lag`` propagator) or ``"finite_volume"`` (rate matrix of a bisecting k-means
         partition with ``n_clusters`` / ``p_min`` cells; ``correction``, ``restrict``). See
@@ -223,13 +226,18 @@ class EffectiveLangevin(Estimator):
         return score_estimator(method, **options).fit_features(features)
 
     def _auto_cdot(self, X, bounds, dt, adapter, rng):
-        """``cdot="auto"``: the first of lagged, logm and finite volume whose ``Phi_S`` needs
-        no clipping and whose ``|Phi_A|_F / |Phi_S|_F`` stays below :data:`MAX_ANTISYMMETRY`
-        (else the one with the fewest clipped eigenvalues). The Stein matrix is computed once,
-        after the first candidate (so a record for which lagged is chosen gives the same model
-        as ``cdot="lagged"``)."""
+        """``cdot="auto"`` (the class docstring): lagged and logm are assessed by the clipping
+        and antisymmetry of their ``Phi`` and by the fit of their linear propagator
+        ``expm(k dt Cdot C0^{-1}) C0`` to the data's ``C(k)``, k = 1, 2, 3
+        (``propagator_error``, relative to ``|C0|``); the earlier of the acceptable ones within
+        10 % of the best fit is taken, and the finite-volume estimator only when neither is
+        acceptable. The Stein matrix is computed once, after the first candidate (so a record
+        for which lagged is chosen gives the same model as ``cdot="lagged"``)."""
+        C = lagged_covariances(X, [0, 1, 2, 3], bounds)
         tried, V = {}, None
         for which in CDOT_AUTO_ORDER:
+            if which == "finite_volume" and any(map(_acceptable, tried.values())):
+                break
             try:
                 cdot, diag = self._cdot(X, bounds, dt, rng, which)
             except ValueError as err:          # e.g. a propagator without a real logarithm
@@ -238,17 +246,8 @@ class EffectiveLangevin(Estimator):
             if V is None:
                 V = self._stein(X, adapter, rng)
             mob = mobility_from_cdot(cdot, V, eps=self.eps)
-            ratio = float(np.linalg.norm(mob.Phi_A) / max(np.linalg.norm(mob.Phi_S), 1e-300))
-            tried[which] = {"n_clipped": int(mob.clip["n_clipped"]),
-                            "antisymmetry_ratio": round(ratio, 6),
-                            "result": (which, cdot, diag, mob)}
-            if mob.clip["n_clipped"] == 0 and ratio < MAX_ANTISYMMETRY:
-                break
-        fitted = [t for t in tried.values() if "result" in t]
-        if not fitted:
-            raise ValueError(f"no Cdot(0) estimator worked on this record: {tried}")
-        best = min(fitted, key=lambda t: (t["n_clipped"], t["antisymmetry_ratio"]))
-        which, cdot, diag, mob = best["result"]
+            tried[which] = {**_assess(cdot, mob, C, dt), "result": (which, cdot, diag, mob)}
+        which, cdot, diag, mob = _choose_cdot(tried)["result"]
         diag = dict(diag, selection={k: {a: b for a, b in t.items() if a != "result"}
                                      for k, t in tried.items()})
         return which, cdot, diag, V, mob
@@ -284,3 +283,31 @@ class EffectiveLangevin(Estimator):
         if not np.all(np.isfinite(S)):
             raise ValueError("the score is not finite at some data points; check the score")
         return stein_matrix(Y, S)
+
+
+def _assess(cdot, mob, C, dt) -> dict:
+    """Clipping, antisymmetry and the propagator fit of one ``Cdot(0)`` estimate."""
+    A = cdot @ np.linalg.inv(C[0])
+    errors = [np.linalg.norm(sla.expm(A * k * dt) @ C[0] - C[k]) for k in range(1, len(C))]
+    return {"n_clipped": int(mob.clip["n_clipped"]),
+            "antisymmetry_ratio": round(float(np.linalg.norm(mob.Phi_A)
+                                              / max(np.linalg.norm(mob.Phi_S), 1e-300)), 6),
+            "propagator_error": round(float(np.mean(errors) / np.linalg.norm(C[0])), 6)}
+
+
+def _acceptable(tried: dict) -> bool:
+    return ("result" in tried and tried["n_clipped"] == 0
+            and tried["antisymmetry_ratio"] < MAX_ANTISYMMETRY)
+
+
+def _choose_cdot(tried: dict) -> dict:
+    """The earliest acceptable estimate within 10 % (+ 1e-3) of the best propagator fit, or,
+    when none is acceptable, the one with the fewest clipped eigenvalues."""
+    ok = [t for t in tried.values() if _acceptable(t)]
+    if ok:
+        best = min(t["propagator_error"] for t in ok)
+        return next(t for t in ok if t["propagator_error"] <= 1.1 * best + 1e-3)
+    fitted = [t for t in tried.values() if "result" in t]
+    if not fitted:
+        raise ValueError(f"no Cdot(0) estimator worked on this record: {tried}")
+    return min(fitted, key=lambda t: (t["n_clipped"], t["antisymmetry_ratio"]))
