@@ -1,7 +1,7 @@
 """Kuramoto-Sivashinsky reduced model: the experiment of the effective-Langevin paper (issue #5).
 
 A plain script (``python docs/ks_experiment.py --quick --out ks_output``); ``main(argv)`` and
-``run(config)`` can be imported (tests/test_ks_experiment.py runs the quick mode). Steps:
+``run(config)`` can be imported (tests/validation/test_ks_experiment_validation.py runs the quick mode). Steps:
 
 1. data: a fresh run of ``xlangevin.systems.ks.simulate`` (``--simulate N`` samples; 10^5 at
    the long and full sizes) or, with ``--simulate 0`` (the quick and medium sizes), the shipped

@@ -3,8 +3,9 @@
 The accuracy tests use 10^5 INDEPENDENT draws from the exact stationary densities (inverse CDF),
 as tests/test_kgmm.py does, and the same error measures (density-weighted relative L2 error of
 the score; double well on [-2, 2], 2-D potential in its 95 % region). The default runs train for
-10 epochs; the slow ones (``pytest -m slow``) use the default schedule (~100 epochs) and fit KGMM
-at the same sigma beside them. Measured numbers and the tolerances' margins are in docs/dsm.md.
+10 epochs; the slow one (tests/validation/test_score_validation.py, ``pytest -m slow``) uses
+the default schedule (~100 epochs) and fits KGMM at the same sigma beside it. Measured numbers
+and the tolerances' margins are in docs/dsm.md.
 """
 
 import numpy as np
@@ -15,39 +16,16 @@ from torch import nn
 
 import xlangevin
 from xlangevin.data import DataError
-from xlangevin.backends import torch_threads
-from xlangevin.score import KGMM, MLP
+from xlangevin.score import MLP
 from xlangevin.score.dsm import DSM, lr_factor
 from xlangevin.systems import double_well, potential
-from xlangevin.testing import has_torch_cuda, requires_cuda, sample_density_1d, weighted_relative_error
+from xlangevin.testing import has_torch_cuda, requires_cuda, weighted_relative_error
 
 FAST = dict(progress=False, device="cpu")  # CPU: bitwise reproducible under a seed
 
 
-@pytest.fixture(autouse=True)
-def one_thread():
-    """Small networks: one torch thread is fastest and immune to oversubscribed cores."""
-    with torch_threads(1):
-        yield
-
-
-@pytest.fixture(scope="module")
-def double_well_samples():
-    rng = np.random.default_rng(5)
-    return sample_density_1d(double_well.density, 100_000, -4, 4, rng)[:, None]
-
-
-@pytest.fixture(scope="module")
-def potential_samples():
-    rng = np.random.default_rng(12)
-    # exp(-U) factorizes over coordinates: draw each from its marginal
-    return np.stack([sample_density_1d(lambda t, i=i: potential.marginal_density(t, axis=i),
-                                       100_000, -3, 3, rng) for i in (0, 1)], axis=1)
-
-
-@pytest.fixture(scope="module")
-def ks():
-    return xlangevin.datasets.open_dataset("ks")
+# one_thread, double_well_samples, potential_samples, ks: tests/conftest.py
+pytestmark = pytest.mark.usefixtures("one_thread")
 
 
 def double_well_error(model):
@@ -85,25 +63,6 @@ def test_potential_score_error(potential_samples, capsys):
         print(f"\n  DSM 2-D potential, sigma 0.05, 10 epochs of 1e5: error {err:.3f} "
               f"(KGMM at 0.05: ~0.06)")
     assert err < 0.12  # measured 0.075-0.079 over seeds 0-2 (10 epochs)
-
-
-@pytest.mark.slow
-def test_full_schedule_matches_kgmm(double_well_samples, potential_samples, capsys):
-    """Default schedule (~2x10^4 steps, ~100 epochs of 1e5) against KGMM at the same sigma."""
-    rows = []
-    for name, Y, err, p_min in (("double well", double_well_samples, double_well_error, 0.02),
-                                ("2-D potential", potential_samples, potential_error, 0.005)):
-        dsm = err(DSM(sigma=0.05, seed=0, **FAST).fit(Y))
-        kgmm = err(KGMM(sigma=0.05, p_min=p_min, seed=0, tol=1e-4, stderr_tol=0.035,
-                        progress=False).fit(Y))
-        rows.append((name, dsm, kgmm))
-    with capsys.disabled():
-        print("\n  sigma 0.05, 1e5 independent samples: relative L2 error of the score")
-        for name, dsm, kgmm in rows:
-            print(f"  {name:14s} DSM {dsm:.3f}   KGMM {kgmm:.3f}")
-    (_, dw, dw_k), (_, pot, pot_k) = rows
-    assert dw < 0.04 and dw < 2 * dw_k + 0.01
-    assert pot < 0.09 and pot < 1.5 * pot_k + 0.01
 
 
 def test_antithetic_pairs_cut_gradient_noise(double_well_samples):
@@ -348,33 +307,3 @@ def test_cuda_training_and_cpu_round_trip(double_well_samples, ks, tmp_path):
     s = unet(u.values[:8])
     # cuDNN convolutions run in TF32 by default (10-bit mantissa): ~1e-3 relative differences
     np.testing.assert_allclose(back(u.values[:8]), s, rtol=0, atol=3e-3 * np.abs(s).max())
-
-
-@requires_cuda
-@pytest.mark.gpu
-@pytest.mark.slow
-def test_ks_unet_stein_identity_on_held_out_data(ks, capsys):
-    """KS, 32 points, U-Net with shift augmentation on the GPU (~65 s on an H100), trained on
-    the first 8000 samples: on sigma-perturbed HELD-OUT samples (the last 2000) the score of
-    p_sigma satisfies <s(x) x^T> = -I (standardized units). Measured on an H100: diagonal mean
-    -1.015, max |V + I| 0.44, |V + I|_F / sqrt(d) 0.69 (Monte-Carlo noise of the max ~0.27);
-    on the training samples 0.18 and 0.27; symmetrized the same (0.42, 0.69)."""
-    train, test = ks.u.isel(time=slice(0, 8000)), ks.u.isel(time=slice(8000, None))
-    model = DSM(sigma=0.1, network="unet1d", shift_augmentation=True, epochs=300,
-                device="cuda", seed=0, progress=False).fit(train)
-    X = model.space.transform(test)
-    rng = np.random.default_rng(0)
-    V = np.zeros((32, 32))
-    for _ in range(8):
-        Xn = X + 0.1 * rng.standard_normal(X.shape)
-        s = model.space.score_to_standard(model(model.space.to_physical(Xn)))
-        V += s.T @ Xn / len(Xn) / 8
-    E = V + np.eye(32)
-    rel = np.linalg.norm(E) / np.sqrt(32)
-    with capsys.disabled():
-        print(f"\n  KS U-Net Stein identity (held out): diagonal mean {np.diag(V).mean():.3f}, "
-              f"max |V + I| {np.abs(E).max():.3f}, |V + I|_F / sqrt(d) {rel:.3f}; validation "
-              f"loss {model.attrs['final_validation_loss']:.4f} (zero predictor "
-              f"{model.attrs['validation_loss_zero']:.4f})")
-    assert abs(np.diag(V).mean() + 1) < 0.05
-    assert np.abs(E).max() < 0.7 and rel < 1.0

@@ -18,11 +18,7 @@ from xlangevin.score.nets import (MLP, Swish, UNet1d, circular_pad, network_from
                                   network_to_arrays, register_network)
 
 
-@pytest.fixture(autouse=True)
-def one_thread():
-    """Tiny networks: one torch thread is fastest, and immune to oversubscribed cores."""
-    with torch_threads(1):
-        yield
+pytestmark = pytest.mark.usefixtures("one_thread")  # tests/conftest.py
 
 
 def _double(net):

@@ -150,16 +150,3 @@ def test_streaming_equals_in_memory_and_reproducible(tmp_path):
 def test_bad_arguments(kwargs, message):
     with pytest.raises(ValueError, match=message):
         potential.simulate(progress=False, **{"n_samples": 10, **kwargs})
-
-
-@pytest.mark.slow
-@pytest.mark.parametrize("C", [0.0, 0.8])
-def test_long_run_marginals(C):
-    ds = potential.simulate(n_samples=1_000_000, n_members=8, seed=77, C=C, progress=False)
-    x = ds.x.values
-    for ax in (0, 1):
-        n_eff = float(np.sum(effective_sample_size(x[..., ax], axis=1)))
-        tol = 1.95 / np.sqrt(n_eff)
-        d = ks_distance(x[..., ax], lambda v: potential.marginal_cdf(v, ax))
-        print(f"potential slow C={C} axis {ax}: n_eff={n_eff:.0f} KS={d:.4f} tol={tol:.4f}")
-        assert d < tol

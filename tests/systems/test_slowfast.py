@@ -96,16 +96,3 @@ def test_streaming_equals_in_memory(tmp_path):
 def test_bad_arguments(kwargs, message):
     with pytest.raises(ValueError, match=message):
         slowfast.simulate(progress=False, **{"n_samples": 10, **kwargs})
-
-
-@pytest.mark.slow
-def test_long_run_switches_between_wells():
-    ds = slowfast.simulate(n_samples=5000, n_members=2, seed=8, progress=False)
-    z = ds.z.values
-    crossings = (np.diff(np.sign(z), axis=1) != 0).sum()
-    hist, edges = np.histogram(z, bins=np.linspace(-1.6, 1.6, 17))
-    centre = hist[7:9].sum() / 2
-    print(f"slowfast slow: crossings {crossings}, histogram {hist}")
-    assert crossings >= 2
-    # two modes: each half's peak is far above the density at z ~ 0
-    assert hist[:8].max() > 3 * max(centre, 1) and hist[8:].max() > 3 * max(centre, 1)

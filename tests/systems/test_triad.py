@@ -130,24 +130,3 @@ def test_streaming_equals_in_memory(tmp_path):
 def test_bad_arguments(kwargs, message):
     with pytest.raises(ValueError, match=message):
         triad.simulate(progress=False, **{"n_samples": 10, **kwargs})
-
-
-@pytest.mark.slow
-def test_long_run_histogram_l1():
-    ds = triad.simulate(n_samples=2_000_000, n_members=8, seed=101, progress=False)
-    x = ds.x.values
-    n_eff = float(np.sum(effective_sample_size(x, axis=1)))
-    edges = np.linspace(-0.3, 0.8, 56)
-    per_member = np.array([np.histogram(r, bins=edges)[0] / r.size for r in x])
-    counts = per_member.mean(0)
-    exact = np.diff(triad.cdf(edges))
-    # the 8 members are independent: the spread of their histograms gives the standard error of
-    # every bin directly (the n_eff of x understates the bins' n_eff: tau of x is set by the rare
-    # heavy-tail excursions). E|N(0, se)| = 0.8 se, so 2 sum(se) is ~2.5x the expected L1.
-    se = per_member.std(0, ddof=1) / np.sqrt(len(x))
-    tol = 2 * se.sum()
-    l1 = np.abs(counts - exact).sum()
-    print(f"triad slow: n_eff(x)={n_eff:.0f} L1={l1:.5f} tol={tol:.5f}")
-    assert l1 < tol, (l1, tol)
-    wrong = np.diff(cdf_from_score(wrong_sign_score)(edges))
-    assert np.abs(counts - wrong).sum() > 10 * tol
