@@ -16,7 +16,7 @@ from ._version import __version__  # noqa: E402
 from . import accessors as _accessors  # noqa: F401  (registers the accessors)
 from . import datasets, systems
 from .analysis import compare, entropic_ot_distance, plot
-from .data import DataError, FeatureSpace
+from .data import DataError, FeatureSpace, delay_embed
 from .dynamics import EffectiveLangevin, LangevinModel, lim, lim_operators
 from .io import open_model
 from .partition import BisectingPartition, Partition
@@ -25,6 +25,6 @@ from .score import DSM, GMM, KGMM, ScoreModel
 
 __all__ = ["__version__", "BisectingPartition", "DSM", "DataError", "DiffusionMap",
            "DiffusionMapSampler", "EffectiveLangevin", "FeatureSpace", "GMM", "KGMM",
-           "LangevinModel", "Partition", "ScoreModel", "compare", "datasets",
+           "LangevinModel", "Partition", "ScoreModel", "compare", "datasets", "delay_embed",
            "entropic_ot_distance", "fit_subgrid_closure", "lim", "lim_operators", "open_model",
            "plot", "systems"]

@@ -1,10 +1,11 @@
 """The data layer: xarray <-> (n_samples, n_features) arrays (see :mod:`.space`), the sample
 axis and its calendar (:mod:`.timeaxis`), input checks (:mod:`.checks`) and what estimators
-receive (:mod:`.features`)."""
+receive (:mod:`.features`), delay embedding (:mod:`.embed`)."""
 
 from .checks import DataError, check_periodic_field, check_states, is_dask
+from .embed import delay_embed
 from .features import FeatureData, feature_data
 from .space import FeatureSpace, VariableLayout
 
 __all__ = ["DataError", "FeatureData", "FeatureSpace", "VariableLayout", "check_periodic_field",
-           "check_states", "feature_data", "is_dask"]
+           "check_states", "delay_embed", "feature_data", "is_dask"]

@@ -27,7 +27,7 @@ import xarray as xr
 from .._version import __version__
 from ..io import json_default
 from .checks import DataError, is_dask
-from .timeaxis import grid_positions, sample_coordinate, time_info
+from .timeaxis import grid_positions, irregular_steps_error, sample_coordinate, time_info
 
 __all__ = ["FeatureSpace", "VariableLayout"]
 
@@ -313,9 +313,7 @@ class FeatureSpace:
         positions, _, _, found = grid_positions(coord, self.time if coord is not None else
                                         {"kind": "index"})
         if found is not None:
-            raise DataError(f"irregular steps in '{self.sample_dim}': found steps "
-                            f"{found[:10].tolist()}; sequences need a regular sampling. "
-                            "Resample onto a uniform grid")
+            raise irregular_steps_error(self.sample_dim, found, self.time)
         cuts = np.flatnonzero(np.diff(positions) > 1) + 1
         starts = np.concatenate([[0], cuts])
         n_seq = ds.sizes[self.sequence_dim] if self.sequence_dim else 1
@@ -531,9 +529,7 @@ def _sample_axis(ds, dim, require_regular):
     time = time_info(coord, dim)
     _, dt, freq, found = grid_positions(coord, time)
     if found is not None and require_regular:
-        raise DataError(f"irregular steps in '{dim}': found steps {found[:10].tolist()}"
-                        f"{' ...' if found.size > 10 else ''}; regular sampling is required. "
-                        "Resample (data.resample / interp) onto a uniform grid")
+        raise irregular_steps_error(dim, found, time)
     time["freq"] = freq
     time["attrs"] = dict(coord.attrs) if coord is not None else {}
     return time, dt

@@ -249,8 +249,17 @@ class LangevinModel(Model):
         Parameters
         ----------
         n_steps : steps after the burn-in; ``n_steps // save_every`` states are returned.
-        dt : step in the time units of the data's sample coordinate (``model.space.dt`` is the
-            data spacing; ``save_every * dt == space.dt`` reproduces the data's sampling).
+        dt : the step: a number in the time units of the data's sample coordinate
+            (``xlangevin.data.timeaxis.time_units(model.space)``: the coordinate's units for
+            numeric time, days for datetime/cftime time without a calendar frequency, steps of
+            the frequency for monthly (quarterly, yearly) records, samples without a
+            coordinate), or a time delta converted to those units: ``np.timedelta64``,
+            ``datetime.timedelta``, ``pd.Timedelta``, a pandas offset or a string such as
+            ``"1D"`` or ``"6h"``; calendar months (``"1MS"``, ``np.timedelta64(1, "M")``,
+            ``pd.DateOffset(months=1)``) for monthly data, where fixed durations are refused.
+            ``model.space.dt`` is the data spacing; ``save_every * dt == space.dt`` reproduces
+            the data's sampling (e.g. ``dt="6h", save_every=4`` on daily data). The attrs
+            record ``dt`` as that number.
         save_every : keep every ``save_every``-th state.
         n_members : ensemble size.
         burn_in : number of STEPS integrated first and discarded (a time ``T`` is
@@ -281,10 +290,17 @@ class LangevinModel(Model):
         Returns
         -------
         xr.DataArray or xr.Dataset (like the fitted data) with dims ``(member, <sample dim>,
-        ...)``; attrs record dt, save_every, n_steps, burn_in, seed, n_members, backend, dtype,
-        bound, on_blowup, resets (total and per member), the Cdot estimator and the model's
-        Phi/Sigma.
+        ...)``; the sample coordinate is in the data's calendar (datetime64 for datetime data,
+        cftime dates of the same calendar for cftime data; monthly records stay on month starts
+        or ends), continuing from ``time_origin``. A model fitted on delay-embedded data
+        (:func:`xlangevin.delay_embed`) returns the ``lag`` dim too: ``sim.sel(lag=0)`` is the
+        observed component. attrs record dt, save_every, n_steps, burn_in, seed, n_members,
+        backend, dtype, bound, on_blowup, resets (total and per member), the Cdot estimator and
+        the model's Phi/Sigma.
         """
+        from ..data.timeaxis import duration_in_units
+
+        dt = duration_in_units(self.space.time, self.space.dt, dt, "dt")
         validate_params(dict(n_steps=n_steps, dt=dt, save_every=save_every,
                              n_members=n_members, burn_in=burn_in, on_blowup=on_blowup,
                              bound=bound, backend=backend, dtype=dtype, progress=progress,
