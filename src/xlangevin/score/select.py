@@ -58,8 +58,9 @@ def score_matching_loss(model: ScoreModel, X_std, max_samples: int = 5000) -> np
     dtype = model.dtype
     out = []
     jac = torch.func.vmap(torch.func.jacrev(lambda v: field(v[None])[0]))
-    for start in range(0, len(X), 512):
-        x = torch.as_tensor(X[start:start + 512], dtype=dtype, device=model.device)
+    # small batches: the Jacobian of a GMM over 10^4 centres holds batch x d x centres numbers
+    for start in range(0, len(X), 64):
+        x = torch.as_tensor(X[start:start + 64], dtype=dtype, device=model.device)
         with torch.no_grad():
             s = field(x)
         div = torch.diagonal(jac(x), dim1=1, dim2=2).sum(1)
