@@ -29,7 +29,7 @@ import xlangevin
 from xlangevin import (DSM, GMM, KGMM, BisectingPartition, DiffusionMap, EffectiveLangevin,
                        open_model)
 from xlangevin.dynamics.current import CurrentVelocity
-from xlangevin.score import AutoScore, Gaussian
+from xlangevin.score import AutoScore, Gaussian, LeadingSubspace
 
 N, D = 2000, 2
 
@@ -98,6 +98,10 @@ ESTIMATORS = {
     "AutoScore": (lambda seed: AutoScore(candidates=("gaussian", "gmm(sigma=0.4)"), seed=seed,
                                          progress=False),
                   _score_output, {"holdout": 0.0}, "holdout must be", "candidates="),
+    "LeadingSubspace": (lambda seed: LeadingSubspace(method="gmm", seed=seed,
+                                                     options={"sigma": 0.3, "max_samples": 500}),
+                        _score_output, {"n_components": 0}, "n_components must be",
+                        "method='gmm'"),
     "EffectiveLangevin": (
         lambda seed: EffectiveLangevin(score_options={"sigma": 0.2, "max_samples": 500},
                                        n_keep=50, stein_samples=1000, seed=seed,
@@ -110,7 +114,7 @@ ESTIMATORS = {
 #: check and moments (two passes), then the estimator's own reads — once (the data in memory),
 #: or the tree sample and one read of the chunks per KGMM pass (streaming)
 COMPUTES = {"KGMM": "passes", "GMM": 3, "DSM": 3, "Gaussian": 3, "AutoScore": 3,
-            "EffectiveLangevin": 3, "DiffusionMap": 3}
+            "LeadingSubspace": 3, "EffectiveLangevin": 3, "DiffusionMap": 3}
 
 
 def _fit(name, kind="ndarray", seed=0):

@@ -7,6 +7,7 @@
   score of the LIM/AR(1) baselines;
 * :mod:`.dsm` — denoising score matching;
 * :mod:`.nets` — the networks (MLP, periodic 1-D U-Net);
+* :mod:`.subspace` — nonlinear along the leading principal directions, Gaussian across the rest;
 * :mod:`.select` — ``"auto"``: the estimator chosen on a held-out block of the record.
 """
 
@@ -17,8 +18,9 @@ from .kgmm import KGMM
 from .model import NoiseToScore, ScoreModel, register_field
 from .nets import MLP, UNet1d
 from .select import AutoScore
+from .subspace import LeadingSubspace
 
-__all__ = ["ScoreModel", "NoiseToScore", "register_field", "KGMM", "GMM", "DSM", "Gaussian", "AutoScore", "MLP",
+__all__ = ["ScoreModel", "NoiseToScore", "register_field", "KGMM", "GMM", "DSM", "Gaussian", "AutoScore", "LeadingSubspace", "MLP",
            "UNet1d", "SCORE_METHODS", "score_estimator"]
 
 #: the score estimators by name (``ds.score.fit(method=...)``, ``EffectiveLangevin(score=...)``)

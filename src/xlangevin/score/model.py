@@ -22,7 +22,8 @@ from ..base import Model, provenance
 from ..data import DataError, FeatureSpace, check_states
 from .nets import network_from_arrays, network_to_arrays
 
-__all__ = ["ScoreModel", "NoiseToScore", "register_field"]
+__all__ = ["ScoreModel", "NoiseToScore", "register_field", "field_to_arrays",
+           "field_from_arrays"]
 
 _FIELDS = {}
 
@@ -32,6 +33,23 @@ def register_field(cls):
     ``from_arrays(config, arrays)`` (classmethod)."""
     _FIELDS[cls.__name__] = cls
     return cls
+
+
+def field_to_arrays(field: nn.Module):
+    """``(kind, config, arrays)`` of a registered score field (no pickle)."""
+    kind = type(field).__name__
+    if kind not in _FIELDS or not hasattr(field, "to_arrays"):
+        raise TypeError(f"a score field of type {kind} cannot be saved; only fields made by "
+                        "xlangevin estimators can (wrap plain callables again after loading)")
+    config, arrays = field.to_arrays()
+    return kind, config, arrays
+
+
+def field_from_arrays(kind: str, config, arrays) -> nn.Module:
+    """Inverse of :func:`field_to_arrays` (fields nest: a field may hold another)."""
+    if kind not in _FIELDS:
+        raise io.ModelFileError(f"unknown score field type {kind!r} in the file")
+    return _FIELDS[kind].from_arrays(config, arrays)
 
 
 @register_field
@@ -242,11 +260,7 @@ class ScoreModel(Model):
     # ---------------------------------------------------------------------------------------
     def to_groups(self) -> dict:
         """The feature space, the field's weights (arrays, never pickle) and the cells."""
-        kind = type(self.field).__name__
-        if kind not in _FIELDS or not hasattr(self.field, "to_arrays"):
-            raise TypeError(f"a score field of type {kind} cannot be saved; only fields made by "
-                            "xlangevin estimators can (wrap plain callables again after loading)")
-        config, arrays = self.field.to_arrays()
+        kind, config, arrays = field_to_arrays(self.field)
         root = xr.Dataset(attrs={"model_attrs": io.attrs_json(self.attrs),
                                  "method": self.method, "sigma": self.sigma})
         groups = {"": root, "space": self.space.to_dataset(),
@@ -260,11 +274,9 @@ class ScoreModel(Model):
     def from_groups(cls, groups):
         attrs = groups[""].attrs
         field_ds = groups["field"]
-        kind = field_ds.attrs["field_type"]
-        if kind not in _FIELDS:
-            raise io.ModelFileError(f"unknown score field type {kind!r} in the file")
-        field = _FIELDS[kind].from_arrays(json.loads(field_ds.attrs["field_config"]),
-                                          io.dataset_to_arrays(field_ds))
+        field = field_from_arrays(field_ds.attrs["field_type"],
+                                  json.loads(field_ds.attrs["field_config"]),
+                                  io.dataset_to_arrays(field_ds))
         return cls(field, FeatureSpace.from_dataset(groups["space"]), float(attrs["sigma"]),
                    attrs["method"], cells=groups.get("cells"),
                    attrs={**json.loads(attrs["model_attrs"]),

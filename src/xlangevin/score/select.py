@@ -32,6 +32,7 @@ from .gaussian import Gaussian
 from .gmm import GMM
 from .kgmm import KGMM
 from .model import ScoreModel
+from .subspace import LeadingSubspace
 
 __all__ = ["AutoScore", "score_matching_loss"]
 
@@ -41,6 +42,8 @@ CANDIDATES = (
     ("gaussian", Gaussian, {}),
     ("gmm(sigma=0.4)", GMM, {"sigma": 0.4, "max_samples": 20_000}),
     ("dsm", DSM, {"device": "cpu"}),
+    ("dsm on 1 PC + gaussian", LeadingSubspace,
+     {"n_components": 1, "method": "dsm", "options": {"device": "cpu"}}),
     ("kgmm", KGMM, {}),
     ("gmm(sigma=0.2)", GMM, {"sigma": 0.2, "max_samples": 20_000}),
     ("gmm(sigma=0.1)", GMM, {"sigma": 0.1, "max_samples": 20_000}),
@@ -120,13 +123,13 @@ class AutoScore(Estimator):
         train = replace(features, X=features.X[:split])
         held_out = features.X[split:]
         losses = {}
-        for name, make in self._candidates():
+        for name, make in self._candidates(features.n_features):
             with warnings.catch_warnings():
                 warnings.simplefilter("ignore")
                 model = make().fit_features(train)
             losses[name] = score_matching_loss(model, held_out)
         best = one_standard_error_choice(losses)
-        model = dict(self._candidates())[best]().fit_features(features)
+        model = dict(self._candidates(features.n_features))[best]().fit_features(features)
         rule = (f"held-out implicit score-matching loss mean(|s|^2/2 + div s) (standardized "
                 f"units) on the last {self.holdout:.0%} of the record ({n - split} samples), "
                 f"candidates fitted on the first {split}; the first candidate within one "
@@ -136,12 +139,13 @@ class AutoScore(Estimator):
                  "selection_rule": rule, "selection_losses": json.dumps(summary)}
         return model._replace(attrs=attrs)
 
-    def _candidates(self):
-        """``[(name, factory of the estimator)]`` in the order of :data:`CANDIDATES`."""
+    def _candidates(self, d):
+        """``[(name, factory of the estimator)]`` in the order of :data:`CANDIDATES` (the
+        subspace candidate only for ``d > 1``: in one dimension it is DSM)."""
         chosen = self.candidates or [name for name, _, _ in CANDIDATES]
         out = []
         for name, cls, options in CANDIDATES:
-            if name not in chosen:
+            if name not in chosen or (cls is LeadingSubspace and d == 1):
                 continue
             params = dict(options, progress=self.progress)
             if "seed" in cls._param_names():
