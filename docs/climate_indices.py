@@ -13,7 +13,7 @@ defaults of ``ds.langevin.fit`` (``score="auto"``, ``cdot="auto"``):
 Each model is run as an ensemble of ``MEMBERS`` members of twice the record's length and
 compared on the observed component (lag 0): marginal KL(data || model), W1 / std, skewness,
 excess kurtosis and the RMSE of the ACF over lags 0-24 months. Run ``python
-docs/climate_indices.py [--out DIR]`` (about 5 minutes on 2 cores); ``run()`` returns the table.
+docs/climate_indices.py [--out DIR]`` (about 6 minutes on 2 cores); ``run()`` returns the table.
 """
 
 from __future__ import annotations

@@ -1,8 +1,9 @@
 """The real-record case study (docs/climate_indices.md): Nino-3 and the SOI with the defaults.
 
-Runs ``docs/climate_indices.py`` (about 5 minutes on 2 cores) and checks what the doc claims:
+Runs ``docs/climate_indices.py`` (about 6 minutes on 2 cores) and checks what the doc claims:
 the default 1-D Nino-3 model beats AR(1) on the marginal and keeps the skewness; the SOI's
-default falls back to AR(1); the embedded and joint states follow the ACF like the LIM.
+default falls back to AR(1); the embedded and joint states follow the ACF far better than AR(1)
+and beat the LIM on the same state on the marginal.
 """
 
 import importlib.util
@@ -44,9 +45,10 @@ def test_soi_default_is_not_worse_than_ar1(table):
 
 
 @pytest.mark.parametrize("case", ["Nino-3 embedded (0, 3, 6 mo)", "Nino-3 + SOI embedded"])
-def test_embedded_states_follow_the_acf(table, case):
+def test_embedded_states_follow_the_acf_and_beat_the_lim_marginal(table, case):
     ar1 = table.loc[("Nino-3 (1-D)", "nino3", "LIM/AR(1)")]
     model = table.loc[(case, "nino3", "default")]
     lim = table.loc[(case, "nino3", "LIM/AR(1)")]
-    assert model["ACF RMSE"] < 0.25 * ar1["ACF RMSE"]
-    assert model["ACF RMSE"] <= 1.25 * lim["ACF RMSE"]
+    assert model["ACF RMSE"] < 0.3 * ar1["ACF RMSE"]
+    assert model["KL"] < 0.8 * lim["KL"]
+    assert model["skew"] > 0.2       # the LIM's is 0; the data's 0.76 (not reached yet)
