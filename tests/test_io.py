@@ -11,7 +11,7 @@ from xlangevin.io import ModelFileError
 @pytest.fixture(scope="module")
 def kgmm_model():
     ds = xlangevin.datasets.open_dataset("potential").isel(time=slice(0, 20_000))
-    return ds.x.score.fit(sigma=0.1, p_min=0.02, epochs=30, seed=0, progress=False), ds
+    return ds.x.score.fit(method="kgmm", sigma=0.1, p_min=0.02, epochs=30, seed=0, progress=False), ds
 
 
 def test_kgmm_round_trip_exact(tmp_path, kgmm_model):

@@ -79,7 +79,7 @@ def test_stein_identity_and_xarray_round_trip():
     """On sigma-perturbed samples the score of p_sigma satisfies <s(x) x^T> = -I exactly
     (standardized units): a self-consistency check that needs no exact score."""
     ds = xlangevin.datasets.open_dataset("potential")
-    model = ds.x.score.fit(sigma=0.1, p_min=0.01, seed=0, **ACCURATE)
+    model = ds.x.score.fit(method="kgmm", sigma=0.1, p_min=0.01, seed=0, **ACCURATE)
     X = model.space.transform(ds.x)
     rng = np.random.default_rng(0)
     Xn = X + model.sigma * rng.standard_normal(X.shape)

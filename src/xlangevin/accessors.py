@@ -30,11 +30,13 @@ class _Accessor:
 class ScoreAccessor(_Accessor):
     """``ds.score.fit(method=..., sigma=..., ...)`` -> ScoreModel."""
 
-    def fit(self, method: str = "kgmm", sigma: float | None = None, dim: str = "time",
+    def fit(self, method: str = "auto", sigma: float | None = None, dim: str = "time",
             variables=None, seed=None, progress: bool = True, **options):
         """Fit a score model of the data's stationary density.
 
-        ``method="kgmm"`` (default; options ``p_min`` or ``n_clusters``, ``tol``,
+        ``method="auto"`` (default: the estimator chosen on a held-out block of the record,
+        :class:`xlangevin.score.AutoScore`; options ``holdout``, ``candidates``), ``"kgmm"``
+        (options ``p_min`` or ``n_clusters``, ``tol``,
         ``max_passes``, interpolator settings, see :class:`xlangevin.KGMM`), ``"dsm"``
         (denoising score matching, ``network="mlp" | "unet1d"``, :class:`xlangevin.DSM`),
         ``"gmm"`` (plain Gaussian-mixture baseline, :class:`xlangevin.GMM`) or ``"gaussian"``

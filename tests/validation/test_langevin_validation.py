@@ -30,7 +30,7 @@ def test_potential_kgmm_score(pot_data):
     (the smoothing alone costs ~0.01), ACF 0.05 (as for the exact score)."""
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
-        score = pot_data.x.score.fit(sigma=0.1, p_min=0.01, seed=0, progress=False)
+        score = pot_data.x.score.fit(method="kgmm", sigma=0.1, p_min=0.01, seed=0, progress=False)
     m = pot_data.x.langevin.fit(score=score, seed=0, progress=False)
     sim = m.generate(20_000, 0.005, save_every=2, n_members=200, burn_in=400, seed=1,
                      progress=False)

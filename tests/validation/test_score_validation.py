@@ -31,7 +31,7 @@ def test_lorenz_end_to_end(name, sigma):
     else:
         ds = systems.lorenz96.simulate(n_samples=100_000, save_every=100, seed=0,
                                        progress=False)[["x"]]
-    model = ds.score.fit(sigma=sigma, p_min=2e-3, seed=0, progress=False)
+    model = ds.score.fit(method="kgmm", sigma=sigma, p_min=2e-3, seed=0, progress=False)
     X = model.space.transform(ds)
     rng = np.random.default_rng(1)
     Xn = X + model.sigma * rng.standard_normal(X.shape)
