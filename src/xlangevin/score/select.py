@@ -41,10 +41,10 @@ __all__ = ["AutoScore", "score_matching_loss"]
 CANDIDATES = (
     ("gaussian", Gaussian, {}),
     ("gmm(sigma=0.4)", GMM, {"sigma": 0.4, "max_samples": 20_000}),
+    ("kgmm", KGMM, {}),
     ("dsm", DSM, {"device": "cpu"}),
     ("dsm on 1 PC + gaussian", LeadingSubspace,
      {"n_components": 1, "method": "dsm", "options": {"device": "cpu"}}),
-    ("kgmm", KGMM, {}),
     ("gmm(sigma=0.2)", GMM, {"sigma": 0.2, "max_samples": 20_000}),
     ("gmm(sigma=0.1)", GMM, {"sigma": 0.1, "max_samples": 20_000}),
 )
