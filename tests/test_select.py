@@ -107,3 +107,18 @@ def test_subspace_score_keeps_a_skewed_leading_direction(tmp_path):
     back = xlangevin.open_model(sub.to_netcdf(tmp_path / "sub.nc"))
     np.testing.assert_array_equal(back(X[:5]), sub(X[:5]))
     assert back.attrs["inner_method"] == "gmm" and back.sigma == 0
+
+
+def test_averaged_field_is_the_mean_and_saves(tmp_path):
+    from xlangevin.score.gaussian import LinearField
+    from xlangevin.score.select import average_scores
+
+    X = np.random.default_rng(5).normal(size=(3000, 2))
+    a = Gaussian().fit(X)
+    b = a._replace(field=LinearField(-2.0 * np.eye(2)), sigma=0.2)
+    avg = average_scores([a, b], "a+b")
+    np.testing.assert_allclose(avg(X[:7]), 0.5 * (a(X[:7]) + b(X[:7])), rtol=1e-12)
+    assert avg.sigma == pytest.approx(0.1) and json.loads(avg.attrs["members"]) == ["gaussian",
+                                                                                   "gaussian"]
+    back = xlangevin.open_model(avg.to_netcdf(tmp_path / "avg.nc"))
+    np.testing.assert_array_equal(back(X[:7]), avg(X[:7]))

@@ -25,16 +25,17 @@ from dataclasses import replace
 
 import numpy as np
 import torch
+from torch import nn
 
 from ..base import Estimator, Flag, Interval, Seed, provenance
 from .dsm import DSM
 from .gaussian import Gaussian
 from .gmm import GMM
 from .kgmm import KGMM
-from .model import ScoreModel
+from .model import ScoreModel, field_from_arrays, field_to_arrays, register_field
 from .subspace import LeadingSubspace
 
-__all__ = ["AutoScore", "score_matching_loss"]
+__all__ = ["AutoScore", "AveragedField", "average_scores", "score_matching_loss"]
 
 #: the candidates of ``score="auto"``, in the order of preference among equals (smooth and
 #: robust first): (name, estimator class, fixed options)
@@ -48,6 +49,8 @@ CANDIDATES = (
     ("gmm(sigma=0.2)", GMM, {"sigma": 0.2, "max_samples": 20_000}),
     ("gmm(sigma=0.1)", GMM, {"sigma": 0.1, "max_samples": 20_000}),
 )
+#: the average tried when both of its members are candidates, before the first of them
+AVERAGE = ("kgmm+dsm", ("kgmm", "dsm"))
 #: below this many samples the record is short: every score is rough; say what to expect
 SHORT_RECORD = 1000
 
@@ -69,6 +72,45 @@ def score_matching_loss(model: ScoreModel, X_std, max_samples: int = 5000) -> np
         div = torch.diagonal(jac(x), dim1=1, dim2=2).sum(1)
         out.append((0.5 * (s.double() ** 2).sum(1) + div.double()).detach().cpu().numpy())
     return np.concatenate(out)
+
+
+@register_field
+class AveragedField(nn.Module):
+    """The mean of several standardized score fields, ``s~ = (1/m) sum_j s~_j``."""
+
+    def __init__(self, fields):
+        super().__init__()
+        self.members = nn.ModuleList(fields)
+
+    def forward(self, x):
+        return torch.stack([f(x.to(_dtype(f))).to(x.dtype) for f in self.members]).mean(0)
+
+    def to_arrays(self):
+        parts = [field_to_arrays(f) for f in self.members]
+        arrays = {f"{j}.{k}": v for j, (_, _, a) in enumerate(parts) for k, v in a.items()}
+        return {"members": [[kind, config] for kind, config, _ in parts]}, arrays
+
+    @classmethod
+    def from_arrays(cls, config, arrays):
+        return cls([field_from_arrays(kind, cfg, {k.split(".", 1)[1]: v for k, v in
+                                                   arrays.items() if k.split(".", 1)[0] == str(j)})
+                    for j, (kind, cfg) in enumerate(config["members"])])
+
+
+def _dtype(field):
+    for t in list(field.parameters()) + list(field.buffers()):
+        return t.dtype
+    return torch.float32
+
+
+def average_scores(models, name: str) -> ScoreModel:
+    """The score model whose field is the mean of ``models``' fields (same FeatureSpace);
+    its ``sigma`` is the mean of theirs (the smoothing scales are of one size)."""
+    sigma = float(np.mean([m.sigma for m in models]))
+    attrs = {"members": json.dumps([m.method for m in models]),
+             "member_sigmas": json.dumps([m.sigma for m in models])}
+    return ScoreModel(AveragedField([m.field for m in models]), models[0].space, sigma, name,
+                      attrs=attrs)
 
 
 def one_standard_error_choice(losses: dict) -> str:
@@ -122,14 +164,23 @@ class AutoScore(Estimator):
         split = int(round(n * (1.0 - self.holdout)))
         train = replace(features, X=features.X[:split])
         held_out = features.X[split:]
-        losses = {}
-        for name, make in self._candidates(features.n_features):
+        candidates = dict(self._candidates(features.n_features))
+        trained = {}
+        for name, make in candidates.items():
             with warnings.catch_warnings():
                 warnings.simplefilter("ignore")
-                model = make().fit_features(train)
-            losses[name] = score_matching_loss(model, held_out)
-        best = one_standard_error_choice(losses)
-        model = dict(self._candidates(features.n_features))[best]().fit_features(features)
+                trained[name] = make().fit_features(train)
+        trained = _with_average(trained)
+        losses = {name: score_matching_loss(m, held_out) for name, m in trained.items()}
+        # the average stands for its members (their held-out losses are reported, not chosen:
+        # on a few hundred held-out samples the criterion cannot tell them apart reliably)
+        members = AVERAGE[1] if AVERAGE[0] in losses else ()
+        best = one_standard_error_choice({k: v for k, v in losses.items() if k not in members})
+        if best == AVERAGE[0]:
+            model = average_scores([candidates[m]().fit_features(features) for m in AVERAGE[1]],
+                                   best)
+        else:
+            model = candidates[best]().fit_features(features)
         rule = (f"held-out implicit score-matching loss mean(|s|^2/2 + div s) (standardized "
                 f"units) on the last {self.holdout:.0%} of the record ({n - split} samples), "
                 f"candidates fitted on the first {split}; the first candidate within one "
@@ -152,3 +203,17 @@ class AutoScore(Estimator):
                 params["seed"] = self.seed
             out.append((name, lambda cls=cls, params=params: cls(**params)))
         return out
+
+
+def _with_average(trained: dict) -> dict:
+    """``trained`` with the average of :data:`AVERAGE`'s members inserted before the first of
+    them, when both are there (the members stay, for the record of their losses)."""
+    name, members = AVERAGE
+    if not all(m in trained for m in members):
+        return trained
+    out = {}
+    for key, model in trained.items():
+        if key == members[0]:
+            out[name] = average_scores([trained[m] for m in members], name)
+        out[key] = model
+    return out
