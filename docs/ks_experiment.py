@@ -690,18 +690,12 @@ def run(config: dict) -> dict:
     limits = dict(TARGETS, phi_a_over_phi_s_frobenius=1.0)
     for key, entry in results["targets"].items():
         entry["met"] = bool(entry["value"] < limits[key])
+    from xlangevin.io import json_default
+
     with open(out / "results.json", "w") as f:
-        json.dump(results, f, indent=2, default=_json_default)
+        json.dump(results, f, indent=2, default=json_default)
     print_table(results)
     return results
-
-
-def _json_default(value):
-    if isinstance(value, np.generic):
-        return value.item()
-    if isinstance(value, np.ndarray):
-        return value.tolist()
-    return str(value)
 
 
 def print_table(results, file=None):

@@ -22,8 +22,8 @@ from ..base import Model, provenance
 from ..data import DataError, FeatureSpace, check_states
 from .nets import network_from_arrays, network_to_arrays
 
-__all__ = ["ScoreModel", "NoiseToScore", "register_field", "field_to_arrays",
-           "field_from_arrays"]
+__all__ = ["ScoreModel", "NoiseToScore", "register_field", "field_dtype",
+           "field_to_arrays", "field_from_arrays"]
 
 _FIELDS = {}
 
@@ -33,6 +33,13 @@ def register_field(cls):
     ``from_arrays(config, arrays)`` (classmethod)."""
     _FIELDS[cls.__name__] = cls
     return cls
+
+
+def field_dtype(field: nn.Module) -> torch.dtype:
+    """The dtype a field computes in: that of its first parameter (or buffer), else float32."""
+    for t in list(field.parameters()) + list(field.buffers()):
+        return t.dtype
+    return torch.float32
 
 
 def field_to_arrays(field: nn.Module):
@@ -142,11 +149,7 @@ class ScoreModel(Model):
 
     @property
     def dtype(self) -> torch.dtype:
-        for p in self.field.parameters():
-            return p.dtype
-        for b in self.field.buffers():
-            return b.dtype
-        return torch.float32
+        return field_dtype(self.field)
 
     def to(self, device) -> "ScoreModel":
         """A copy of the model with its field on ``device`` (e.g. "cuda", "cpu")."""

@@ -32,7 +32,8 @@ from .dsm import DSM
 from .gaussian import Gaussian
 from .gmm import GMM
 from .kgmm import KGMM
-from .model import ScoreModel, field_from_arrays, field_to_arrays, register_field
+from .model import (ScoreModel, field_dtype, field_from_arrays, field_to_arrays,
+                    register_field)
 from .subspace import LeadingSubspace
 
 __all__ = ["AutoScore", "AveragedField", "average_scores", "score_matching_loss"]
@@ -83,7 +84,7 @@ class AveragedField(nn.Module):
         self.members = nn.ModuleList(fields)
 
     def forward(self, x):
-        return torch.stack([f(x.to(_dtype(f))).to(x.dtype) for f in self.members]).mean(0)
+        return torch.stack([f(x.to(field_dtype(f))).to(x.dtype) for f in self.members]).mean(0)
 
     def to_arrays(self):
         parts = [field_to_arrays(f) for f in self.members]
@@ -95,12 +96,6 @@ class AveragedField(nn.Module):
         return cls([field_from_arrays(kind, cfg, {k.split(".", 1)[1]: v for k, v in
                                                    arrays.items() if k.split(".", 1)[0] == str(j)})
                     for j, (kind, cfg) in enumerate(config["members"])])
-
-
-def _dtype(field):
-    for t in list(field.parameters()) + list(field.buffers()):
-        return t.dtype
-    return torch.float32
 
 
 def average_scores(models, name: str) -> ScoreModel:

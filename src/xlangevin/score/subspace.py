@@ -24,7 +24,8 @@ from ..data import feature_data
 from .dsm import DSM
 from .gmm import GMM
 from .kgmm import KGMM
-from .model import ScoreModel, field_from_arrays, field_to_arrays, register_field
+from .model import (ScoreModel, field_dtype, field_from_arrays, field_to_arrays,
+                    register_field)
 
 __all__ = ["LeadingSubspace", "SubspaceField", "principal_whitening"]
 
@@ -54,13 +55,8 @@ class SubspaceField(nn.Module):
     def forward(self, x):
         P = self.P.to(x.dtype)
         z = x @ P.T
-        lead = self.inner(z[:, :self.k].to(self._inner_dtype())).to(x.dtype)
+        lead = self.inner(z[:, :self.k].to(field_dtype(self.inner))).to(x.dtype)
         return torch.cat([lead, -z[:, self.k:]], dim=1) @ P
-
-    def _inner_dtype(self):
-        for t in list(self.inner.parameters()) + list(self.inner.buffers()):
-            return t.dtype
-        return torch.float32
 
     def to_arrays(self):
         kind, config, arrays = field_to_arrays(self.inner)
