@@ -119,3 +119,34 @@ def test_monthly_record_lim_and_report(ou):
     assert np.issubdtype(sim.time.dtype, np.datetime64) and sim.time.values[0] > months[-1]
     report = compare(data, sim, baseline=sim)
     assert report.baseline_kl_mean.item() == pytest.approx(report.attrs["kl_mean"], rel=1e-12)
+
+
+def test_cdot_auto_keeps_lagged_on_fine_data_and_takes_logm_on_a_smooth_acf(ou):
+    """Finely sampled OU: lagged is acceptable and fits C(1..3) -> the same model as
+    cdot="lagged". The observed coordinate of a damped oscillator sampled coarsely has a
+    smooth ACF (zero slope at 0) that the lagged extrapolation misreads: logm is taken."""
+    import json
+
+    x = ou.isel(time=slice(0, 20_000))
+    score = xlangevin.score.Gaussian().fit(x)
+    auto = x.langevin.fit(score=score, seed=0, progress=False)
+    lagged = x.langevin.fit(score=score, cdot="lagged", seed=0, progress=False)
+    assert auto.cdot_estimator == "lagged" and auto.attrs["cdot_requested"] == "auto"
+    np.testing.assert_array_equal(auto.Phi_std, lagged.Phi_std)
+
+    rng = np.random.default_rng(7)
+    A = np.array([[-0.1, -1.0], [1.0, -0.1]])           # a 6-step period, slowly damped
+    F = sla.expm(A)
+    C = sla.solve_continuous_lyapunov(A, -2 * np.eye(2))
+    L = np.linalg.cholesky(C - F @ C @ F.T)
+    z = np.zeros(2)
+    obs = np.empty(6000)
+    for t in range(obs.size):
+        z = F @ z + L @ rng.normal(size=2)
+        obs[t] = z[0]
+    y = xr.DataArray(obs, dims="time", name="y")
+    model = y.langevin.fit(score="gaussian", progress=False)
+    tried = json.loads(model.attrs["cdot_selection"])
+    print(tried)
+    assert model.cdot_estimator == "logm"
+    assert tried["logm"]["propagator_error"] < tried["lagged"]["propagator_error"]
