@@ -468,9 +468,10 @@ class ReferenceStepper:
         v = self.current
         if self.torch_std is None:
             for j in range(noise.shape[0]):
-                f = self.score_std(x) @ self.PhiT
+                s = self.score_std(x)
+                f = s @ self.PhiT
                 if v is not None:
-                    f += v(x)
+                    f += v(x, s)
                 yield x + dt_ * f + sq * (noise[j] @ self.SigT)
             return
         import torch
@@ -480,9 +481,10 @@ class ReferenceStepper:
         small = torch_threads(1) if x.shape[0] < 512 else contextlib.nullcontext()
         with torch.no_grad(), small:
             for j in range(noise.shape[0]):
-                f = self.torch_std(xt) @ PhiT
+                s = self.torch_std(xt)
+                f = s @ PhiT
                 if v is not None:
-                    f += v.tensor(xt)
+                    f += v.tensor(xt, s)
                 yield (xt + dt_ * f + sq * (nt[j] @ SigT)).numpy()
 
     def __call__(self, x, noise, dt, bound, mode, samples, pool, resets, frozen, out, g0,

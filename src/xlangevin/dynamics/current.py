@@ -98,14 +98,17 @@ class CurrentField:
             self._cast[dtype] = copy.deepcopy(self.net).to(dtype).eval()
         return self._cast[dtype]
 
-    def tensor(self, t):
-        """``v~`` of a CPU tensor (its dtype kept)."""
+    kind = "mlp"
+
+    def tensor(self, t, s=None):
+        """``v~`` of a CPU tensor (its dtype kept; the score ``s`` is not used)."""
         small = torch_threads(1) if t.shape[0] < 512 else contextlib.nullcontext()
         with torch.no_grad(), small:
             return self._net(t.dtype)(t)
 
-    def __call__(self, X):
-        """``v~(x~)`` on standardized states (n, d) (numpy in, numpy out, dtype kept)."""
+    def __call__(self, X, S=None):
+        """``v~(x~)`` on standardized states (n, d) (numpy in, numpy out, dtype kept; the
+        scores ``S`` are not used)."""
         X = np.asarray(X)
         dtype = X.dtype if X.dtype in (np.float32, np.float64) else np.float64
         return self.tensor(torch.from_numpy(np.array(X, dtype=dtype, order="C"))).numpy()
@@ -118,7 +121,7 @@ class CurrentField:
 
     def to_arrays(self):
         config, arrays = network_to_arrays(self.net)
-        return {"network": config, "diagnostics": self.diagnostics}, arrays
+        return {"kind": self.kind, "network": config, "diagnostics": self.diagnostics}, arrays
 
     @classmethod
     def from_arrays(cls, config, arrays):

@@ -261,6 +261,7 @@ def _numba_strategy(score, Phi, current, dtype):
             return score.strategy(dtype), False
         return _mlp_strategy(*fold_mobility(score_layers, Phi), dtype), True
     current_layers = current.mlp_layers()
-    if score_layers is None or len(score_layers[0]) != len(current_layers[0]):
+    if score_layers is None or current_layers is None \
+            or len(score_layers[0]) != len(current_layers[0]):
         return None, False
     return _mlp_strategy(*joint_mlp(score_layers, current_layers, Phi), dtype), True

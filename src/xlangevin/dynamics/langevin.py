@@ -31,6 +31,7 @@ from ..partition import BisectingPartition
 from ..score import score_estimator
 from .cdot import cdot_finite_volume, cdot_lagged, cdot_logm, lagged_covariances
 from .current import CurrentVelocity
+from .stationary_current import StationaryCurrent
 from .drift import as_score
 from .mobility import mobility_from_cdot, stein_matrix
 from .model import LangevinModel
@@ -38,6 +39,8 @@ from .model import LangevinModel
 __all__ = ["EffectiveLangevin", "CDOT_ESTIMATORS"]
 
 CDOT_ESTIMATORS = ("auto", "lagged", "logm", "finite_volume")
+#: the current-velocity estimators by the value of ``current_velocity`` (True means "mlp")
+CURRENT_ESTIMATORS = {"mlp": CurrentVelocity, "polynomial": StationaryCurrent}
 #: the order in which ``cdot="auto"`` tries the estimators
 CDOT_AUTO_ORDER = ("lagged", "logm", "finite_volume")
 #: ``cdot="auto"`` rejects an estimator whose ``|Phi_A|_F / |Phi_S|_F`` exceeds this (a
@@ -81,13 +84,20 @@ class EffectiveLangevin(Estimator):
     score_options : options of the score estimator when ``fit`` is given a method name
         (``"auto"``, ``"kgmm"``, ``"gmm"``, ``"dsm"``, ``"gaussian"``), e.g. ``{"sigma": 0.05,
         "p_min": 0.001}`` for KGMM.
-    current_velocity : False (default): the drift is ``Phi s(x)`` with a constant ``Phi``. True:
-        the drift is ``Phi_S s(x) + v(x)`` with the current velocity ``v = j / p`` learned from
-        central differences (:mod:`xlangevin.dynamics.current`): for non-reversible dynamics whose
-        rotation a constant ``Phi_A`` cannot carry, e.g. a travelling wave (docs/
-        lorenz96_demo.md). ``Phi_S`` and ``Sigma`` come from ``cdot`` as before.
-    current_options : options of :class:`~xlangevin.dynamics.current.CurrentVelocity` (``lag``,
-        ``n_clusters``, ``hidden``, ``shift_augmentation``, ...).
+    current_velocity : False (default): the drift is ``Phi s(x)`` with a constant ``Phi``. True
+        or ``"mlp"``: the drift is ``Phi_S s(x) + v(x)`` with the current velocity ``v = j / p``
+        learned from central differences by cells and an MLP (:mod:`xlangevin.dynamics.current`):
+        for non-reversible dynamics whose rotation a constant ``Phi_A`` cannot carry, e.g. a
+        travelling wave (docs/lorenz96_demo.md). ``"polynomial"``: ``v = A(x) s(x) + div A(x)``
+        with a polynomial antisymmetric ``A(x)`` fitted by least squares
+        (:mod:`xlangevin.dynamics.stationary_current`), which keeps the score's density invariant
+        exactly; for short records (e.g. a delay-embedded climate index). ``Phi_S`` and
+        ``Sigma`` come from ``cdot`` as before.
+    current_options : options of the current estimator:
+        :class:`~xlangevin.dynamics.current.CurrentVelocity` (``lag``, ``n_clusters``,
+        ``hidden``, ``shift_augmentation``, ...) or
+        :class:`~xlangevin.dynamics.stationary_current.StationaryCurrent` (``degree``, ``lag``,
+        ``order``).
     dim, variables : the sample dim and the variables of xarray input.
     seed : seeds every random draw (Stein perturbations and subsample, kept states, partition,
         score fit, current velocity).
@@ -125,7 +135,7 @@ class EffectiveLangevin(Estimator):
         "eps": Interval(0, None, closed="neither"),
         "n_keep": Interval(1, None, integer=True),
         "score_options": Options(),
-        "current_velocity": Flag(),
+        "current_velocity": OneOf((False, True, "mlp", "polynomial")),
         "current_options": Options(),
         "seed": Seed(),
         "progress": Flag(),
@@ -147,10 +157,13 @@ class EffectiveLangevin(Estimator):
         if self.current_options and not self.current_velocity:
             raise ValueError("current_options given without current_velocity=True")
         if self.current_options:
-            known = set(CurrentVelocity._param_names())
+            known = set(CURRENT_ESTIMATORS[self._current_kind()]._param_names())
             unknown = sorted(set(self.current_options) - known)
             if unknown:
                 raise ValueError(f"unknown current_options {unknown}; known: {sorted(known)}")
+
+    def _current_kind(self) -> str:
+        return "mlp" if self.current_velocity is True else str(self.current_velocity)
 
     def _data_options(self) -> dict:
         return {"sequences": True}
@@ -190,7 +203,10 @@ class EffectiveLangevin(Estimator):
         if self.current_velocity:
             options = {"progress": self.progress, "seed": int(rng.integers(2**31)),
                        **(self.current_options or {})}
-            current = CurrentVelocity(**options).fit(X, bounds, space.dt, space)
+            estimator = CURRENT_ESTIMATORS[self._current_kind()](**options)
+            current = (estimator.fit(X, bounds, space.dt, adapter.std, rotation=mob.Phi_A @ V)
+                       if isinstance(estimator, StationaryCurrent)
+                       else estimator.fit(X, bounds, space.dt, space))
             Phi = mob.Phi_S
         attrs = provenance(
             self, cdot_estimator=cdot_name, cdot_requested=self.cdot,

@@ -54,6 +54,7 @@ from ..base import Flag, Interval, Model, OneOf, provenance, validate_params
 from ..data import DataError, FeatureSpace
 from ..data.timeaxis import time_from_json, time_to_json, time_units
 from .current import CurrentField
+from .stationary_current import PolynomialCurrentField
 from .drift import DriftField, as_score
 from .integrate import BlowUpError, EnsembleWriter, Noise, run_ensemble
 
@@ -61,6 +62,8 @@ __all__ = ["LangevinModel", "BlowUpError"]
 
 BACKENDS = ("auto", "numba", "numpy")
 DEFAULT_BOUND = 10.0
+#: the current-velocity fields by the ``kind`` stored in a model file
+CURRENT_FIELDS = {"mlp": CurrentField, "polynomial": PolynomialCurrentField}
 
 
 class LangevinModel(Model):
@@ -98,8 +101,9 @@ class LangevinModel(Model):
         self.clip = dict(clip or {})
         self.attrs = dict(attrs or {})
         self.time_origin = time_origin
-        if current is not None and not isinstance(current, CurrentField):
-            raise TypeError(f"current must be a CurrentField, got {type(current).__name__}")
+        if current is not None and not isinstance(current, tuple(CURRENT_FIELDS.values())):
+            raise TypeError(f"current must be a CurrentField or a PolynomialCurrentField, got "
+                            f"{type(current).__name__}")
         if current is not None and np.any(self.Phi_std != self.Phi_std.T):
             raise ValueError("with a current velocity v(x) the drift is Phi_S s(x) + v(x): "
                              "Phi_std must be symmetric")
@@ -198,7 +202,8 @@ class LangevinModel(Model):
         if self.current is None:
             raise ValueError("this model has no current velocity: fit it with "
                              "current_velocity=True (its non-reversible drift is Phi_A s(x))")
-        return self._vector_field(x, self.current, "current velocity v(x) = j(x) / p(x)")
+        return self._vector_field(x, lambda X: self.current(X, self._need_score().std(X)),
+                                  "current velocity v(x) = j(x) / p(x)")
 
     def _vector_field(self, x, field_std, name):
         """``S field_std(x~)`` (a vector field in physical units) at physical states ``x``."""
@@ -218,9 +223,10 @@ class LangevinModel(Model):
         return f[0] if single else f
 
     def _drift_std(self, X):
-        f = self._need_score().std(X) @ self.Phi_std.T
+        s = self._need_score().std(X)
+        f = s @ self.Phi_std.T
         if self.current is not None:
-            f += self.current(X)
+            f += self.current(X, s)
         return f
 
     _gen_table = {
@@ -436,8 +442,9 @@ class LangevinModel(Model):
         score = io.model_from_groups(io.subtree(groups, "score")) if "score" in groups else None
         current = None
         if "current" in groups:
-            current = CurrentField.from_arrays(json.loads(groups["current"].attrs["config"]),
-                                               io.dataset_to_arrays(groups["current"]))
+            config = json.loads(groups["current"].attrs["config"])
+            current = CURRENT_FIELDS[config.get("kind", "mlp")].from_arrays(
+                config, io.dataset_to_arrays(groups["current"]))
         return cls(a["Phi_std"], a["Sigma_std"], a["V_std"], score,
                    FeatureSpace.from_dataset(groups["space"]), a["samples"],
                    cdot=a.get("cdot_std"), cdot_estimator=attrs.get("cdot_estimator", ""),

@@ -7,6 +7,7 @@
   score of the LIM/AR(1) baselines;
 * :mod:`.dsm` — denoising score matching;
 * :mod:`.nets` — the networks (MLP, periodic 1-D U-Net);
+* :mod:`.polynomial` — a polynomial log-density by implicit score matching (closed form);
 * :mod:`.subspace` — nonlinear along the leading principal directions, Gaussian across the rest;
 * :mod:`.select` — ``"auto"``: the estimator chosen on a held-out block of the record.
 """
@@ -17,15 +18,16 @@ from .gmm import GMM
 from .kgmm import KGMM
 from .model import NoiseToScore, ScoreModel, register_field
 from .nets import MLP, UNet1d
+from .polynomial import Polynomial
 from .select import AutoScore
 from .subspace import LeadingSubspace
 
-__all__ = ["ScoreModel", "NoiseToScore", "register_field", "KGMM", "GMM", "DSM", "Gaussian", "AutoScore", "LeadingSubspace", "MLP",
+__all__ = ["ScoreModel", "NoiseToScore", "register_field", "KGMM", "GMM", "DSM", "Gaussian", "Polynomial", "AutoScore", "LeadingSubspace", "MLP",
            "UNet1d", "SCORE_METHODS", "score_estimator"]
 
 #: the score estimators by name (``ds.score.fit(method=...)``, ``EffectiveLangevin(score=...)``)
 SCORE_ESTIMATORS = {"auto": AutoScore, "kgmm": KGMM, "gmm": GMM, "dsm": DSM,
-                    "gaussian": Gaussian}
+                    "gaussian": Gaussian, "polynomial": Polynomial}
 SCORE_METHODS = tuple(SCORE_ESTIMATORS)
 
 

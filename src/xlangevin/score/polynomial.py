@@ -1,0 +1,272 @@
+r"""Polynomial log-density fitted by implicit score matching: a closed-form score for short records.
+
+The log-density is a polynomial of the whitened principal coordinates ``z = P x~`` (``P`` from
+:func:`~xlangevin.score.subspace.principal_whitening`),
+
+    log p(z) = theta . psi(z) + const,    psi = (z^a : 1 <= |a| <= degree),
+
+an exponential family. Its implicit score-matching loss (Hyvärinen, "Estimation of
+non-normalized statistical models by score matching", JMLR 6, 2005)
+
+    J(theta) = E[ |grad_z psi^T theta|^2 / 2 + Laplacian psi . theta ]
+             = theta^T G theta / 2 + b . theta,   G = E[sum_k d_k psi d_k psi^T],  b = E[Lap psi]
+
+is quadratic, so ``theta = -(G + lambda diag G)^{-1} b`` is one linear solve: no clustering, no
+network, no noise scale. The score is exact for a polynomial potential of that degree (the
+Gaussian is ``degree = 2``; a double well or a tilted quartic is ``degree = 4``) and in
+standardized units ``s~(x~) = P^T grad_z (theta . psi)(P x~)``. Monomials that mix coordinates
+are kept up to ``cross_degree``: with the default (all of them for ``d <= 4``, quadratic ones
+above) a record of many correlated variables gets the Gaussian dependence plus non-Gaussian
+marginals along its principal directions. The fitted density must be normalizable: the
+top-degree part of ``theta . psi`` must be negative in every direction; a fit that is not gets a
+lower degree (with a warning), down to the Gaussian.
+"""
+
+from __future__ import annotations
+
+import itertools
+import warnings
+
+import numpy as np
+import torch
+from torch import nn
+
+from ..base import Estimator, Interval, provenance
+from ..data import DataError
+from .model import ScoreModel, register_field
+from .subspace import principal_whitening
+
+__all__ = ["Polynomial", "PolynomialField", "monomial_exponents"]
+
+#: rows processed at once when the moments G and b are accumulated
+_CHUNK = 8192
+
+
+def monomial_exponents(d: int, degree: int, cross_degree: int) -> np.ndarray:
+    """Exponents ``a`` (rows, int) of the monomials ``z^a`` with ``1 <= |a| <= degree``, those
+    with more than one nonzero exponent only up to ``|a| <= cross_degree``; ordered by degree."""
+    rows = []
+    for total in range(1, degree + 1):
+        for combo in itertools.combinations_with_replacement(range(d), total):
+            a = np.bincount(combo, minlength=d)
+            if np.count_nonzero(a) == 1 or total <= cross_degree:
+                rows.append(a)
+    return np.array(rows, dtype=np.int64).reshape(-1, d)
+
+
+def _powers(z, degree: int, xp):
+    """``z_j^p`` for ``p = 0..degree``: array (n, d, degree + 1)."""
+    out = [xp.ones_like(z)]
+    for _ in range(degree):
+        out.append(out[-1] * z)
+    return xp.stack(out, axis=-1) if xp is np else torch.stack(out, dim=-1)
+
+
+def _monomials(powers, exponents):
+    """``prod_j z_j^{a_j}`` for every row ``a`` of ``exponents`` (negative exponents give 0):
+    (n, m) from the (n, d, p) table of powers (numpy)."""
+    d = exponents.shape[1]
+    values = powers[:, np.arange(d)[None, :], np.maximum(exponents, 0)].prod(-1)
+    return values * (exponents >= 0).all(1)
+
+
+def _gradient_features(powers, exponents):
+    """``d psi_m / d z_k`` as (n, m, d) (numpy, for the fit)."""
+    d = exponents.shape[1]
+    return np.stack([exponents[:, k] * _monomials(powers, exponents - np.eye(d, dtype=int)[k])
+                     for k in range(d)], axis=-1)
+
+
+def _laplacian_features(powers, exponents):
+    """``sum_k d^2 psi_m / d z_k^2`` as (n, m)."""
+    d = exponents.shape[1]
+    return sum(exponents[:, k] * (exponents[:, k] - 1)
+               * _monomials(powers, exponents - 2 * np.eye(d, dtype=int)[k]) for k in range(d))
+
+
+def score_matching_moments(Z, exponents):
+    """``G = E[sum_k d_k psi d_k psi^T]`` and ``b = E[Lap psi]`` over the rows of ``Z``,
+    accumulated in chunks of :data:`_CHUNK` rows."""
+    m = len(exponents)
+    degree = int(exponents.sum(1).max())
+    G, b = np.zeros((m, m)), np.zeros(m)
+    for start in range(0, len(Z), _CHUNK):
+        powers = _powers(Z[start:start + _CHUNK], degree, np)
+        grad = _gradient_features(powers, exponents)
+        G += np.einsum("nmk,nlk->ml", grad, grad)
+        b += _laplacian_features(powers, exponents).sum(0)
+    return G / len(Z), b / len(Z)
+
+
+def _directions(d: int, n_random: int, seed: int = 0) -> np.ndarray:
+    """Unit vectors: the axes both ways and ``n_random`` random ones."""
+    U = np.concatenate([np.eye(d), -np.eye(d),
+                        np.random.default_rng(seed).normal(size=(n_random, d))])
+    return U / np.linalg.norm(U, axis=1, keepdims=True)
+
+
+def log_density(theta, exponents, Z) -> np.ndarray:
+    """``theta . psi(z)`` at the rows of ``Z`` (the log-density up to its constant)."""
+    degree = int(exponents.sum(1).max())
+    return _monomials(_powers(Z, degree, np), exponents) @ theta
+
+
+def decays_outward(theta, exponents, r0: float, n_directions: int = 1024) -> bool:
+    """Whether ``theta . psi`` is normalizable and decreases along every ray beyond radius
+    ``r0`` (no spurious mode outside the data): the top-degree part is negative on every
+    direction, and ``theta . psi(r u)`` decreases on a geometric grid ``r0 <= r <= 100 r0``."""
+    U = _directions(exponents.shape[1], n_directions)
+    top = exponents.sum(1) == exponents.sum(1).max()
+    if log_density(theta[top], exponents[top], U).max() >= 0:
+        return False
+    radii = r0 * np.geomspace(1.0, 100.0, 48)
+    values = log_density(theta, exponents, (radii[:, None, None] * U).reshape(-1, U.shape[1]))
+    return bool(np.all(np.diff(values.reshape(len(radii), len(U)), axis=0) < 0))
+
+
+@register_field
+class PolynomialField(nn.Module):
+    """``s~(x~) = P^T grad_z (theta . psi)(z)``, ``z = P x~`` (module docstring; float64)."""
+
+    def __init__(self, P, exponents, theta):
+        super().__init__()
+        self.register_buffer("P", torch.tensor(np.asarray(P, dtype=np.float64)))
+        self.register_buffer("theta", torch.tensor(np.asarray(theta, dtype=np.float64)))
+        exponents = np.asarray(exponents, dtype=np.int64)
+        self.register_buffer("exponents", torch.tensor(exponents))
+        self.degree = int(exponents.sum(1).max())
+        d = exponents.shape[1]
+        # d/dz_k (theta . psi) = sum over a with a_k >= 1 of theta_a a_k z^(a - e_k)
+        for k in range(d):
+            rows = np.flatnonzero(exponents[:, k] >= 1)
+            lowered = exponents[rows] - np.eye(d, dtype=np.int64)[k]
+            self.register_buffer(f"lowered{k}", torch.tensor(lowered))
+            self.register_buffer(f"coef{k}", torch.tensor(np.asarray(theta)[rows]
+                                                          * exponents[rows, k]))
+        self._columns = torch.arange(d)[None, :]
+
+    def forward(self, x):
+        z = x.to(self.P.dtype) @ self.P.T
+        powers = _powers(z, self.degree, torch)
+        columns = self._columns.to(z.device)
+        grad = torch.stack([powers[:, columns, getattr(self, f"lowered{k}")].prod(-1)
+                            @ getattr(self, f"coef{k}") for k in range(z.shape[1])], dim=1)
+        return (grad @ self.P).to(x.dtype)
+
+    def to_arrays(self):
+        return {}, {"P": self.P.cpu().numpy(), "theta": self.theta.cpu().numpy(),
+                    "exponents": self.exponents.cpu().numpy()}
+
+    @classmethod
+    def from_arrays(cls, config, arrays):
+        return cls(arrays["P"], arrays["exponents"], arrays["theta"])
+
+
+class Polynomial(Estimator):
+    """Score of a polynomial log-density by implicit score matching (module docstring).
+
+    Parameters
+    ----------
+    degree : even degree of the log-density polynomial (2: the Gaussian; default 4).
+    cross_degree : highest degree of the monomials that mix coordinates; default: ``degree``
+        for up to 4 features, 2 above (Gaussian dependence, non-Gaussian principal marginals).
+    ridge : Tikhonov weight ``lambda`` relative to the diagonal of ``G`` (default 1e-6).
+    dim, variables : data-layer options for xarray input.
+    progress : unused (the fit is one linear solve); accepted like every score estimator's.
+
+    The fit is deterministic (no random draws), so the estimator has no ``seed``.
+    """
+
+    degree: int = 4
+    cross_degree: int | None = None
+    ridge: float = 1e-6
+    dim: str = "time"
+    variables: object = None
+    progress: bool = True
+
+    _constraints = {"degree": Interval(2, 12, integer=True, text="an even integer in [2, 12]"),
+                    "cross_degree": Interval(1, 12, integer=True, optional=True),
+                    "ridge": Interval(0, None)}
+
+    def _check(self) -> None:
+        if self.degree % 2:
+            raise ValueError(f"degree must be even (an odd top degree is never normalizable), "
+                             f"got {self.degree}")
+
+    def _fit(self, features) -> ScoreModel:
+        X = np.asarray(features.in_memory().X, dtype=np.float64)
+        n, d = X.shape
+        P = principal_whitening(X)
+        Z = X @ P.T
+        r0 = float(np.quantile(np.linalg.norm(Z, axis=1), 0.99))
+        cross = self.cross_degree if self.cross_degree is not None else (
+            self.degree if d <= 4 else 2)
+        for degree in range(self.degree, 0, -2):
+            fit = self._fit_degree(Z, degree, min(cross, degree), r0)
+            if fit is not None:
+                break
+        else:
+            raise DataError(f"no polynomial log-density of degree <= {self.degree} fits these "
+                            f"{n} samples (fewer samples than terms, or degenerate data); use "
+                            "score='gaussian'")
+        exponents, theta, floor = fit
+        if degree < self.degree:
+            warnings.warn(f"no degree-{self.degree} polynomial log-density that decays outside "
+                          f"the data fits these {n} samples; using degree {degree}",
+                          stacklevel=4)
+        attrs = provenance(self, n_samples=int(n), degree_used=int(degree),
+                           cross_degree_used=int(exponents[(exponents > 0).sum(1) > 1]
+                                                 .sum(1).max(initial=1)),
+                           n_terms=int(len(exponents)), top_coefficient_floor=float(floor))
+        return ScoreModel(PolynomialField(P, exponents, theta), features.space, 0.0,
+                          "polynomial", attrs=attrs)
+
+    def _fit_degree(self, Z, degree, cross, r0):
+        """``(exponents, theta, floor)`` of the score-matching fit of one degree that decays
+        outside radius ``r0``, or None. First unconstrained; else without top-degree cross
+        terms and with the pure top powers' coefficients held at or below ``-floor``, for the
+        smallest floor of a geometric ladder that makes the density decay (the least bias)."""
+        n = len(Z)
+        exponents = monomial_exponents(Z.shape[1], degree, cross)
+        if len(exponents) >= n:
+            return None
+        G, b = self._moments(Z, exponents)
+        theta = _constrained_solve(G, b, {})
+        if degree == 2 or decays_outward(theta, exponents, r0):
+            return exponents, theta, 0.0
+        exponents = monomial_exponents(Z.shape[1], degree, min(cross, degree - 1))
+        G, b = self._moments(Z, exponents)
+        top = np.flatnonzero(exponents.sum(1) == degree)
+        for floor in np.geomspace(1e-4, 1.0, 13):
+            theta = _constrained_solve(G, b, dict.fromkeys(top, -floor))
+            if decays_outward(theta, exponents, r0):
+                return exponents, theta, floor
+        return None
+
+    def _moments(self, Z, exponents):
+        G, b = score_matching_moments(Z, exponents)
+        return G + self.ridge * np.diag(np.diag(G)), b
+
+
+def _constrained_solve(G, b, upper: dict) -> np.ndarray:
+    """Minimizer of ``theta^T G theta / 2 + b . theta`` with ``theta_i <= upper[i]``: the
+    active set (coefficients held at their bound) grows until the free solution respects every
+    bound."""
+    held = {}
+    while True:
+        free = np.array([i for i in range(len(b)) if i not in held], dtype=int)
+        fixed = np.array(sorted(held), dtype=int)
+        theta = np.zeros(len(b))
+        theta[fixed] = [held[i] for i in fixed]
+        rhs = -b[free] - G[np.ix_(free, fixed)] @ theta[fixed]
+        try:
+            theta[free] = np.linalg.solve(G[np.ix_(free, free)], rhs)
+        except np.linalg.LinAlgError:
+            theta[free] = np.nan
+        if not np.all(np.isfinite(theta)):
+            raise DataError("the score-matching system of the polynomial score is singular "
+                            "(constant or duplicated features?); give ridge > 0 or drop them")
+        over = [i for i in upper if i not in held and theta[i] > upper[i]]
+        if not over:
+            return theta
+        held.update((i, upper[i]) for i in over)
