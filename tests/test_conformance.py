@@ -1,6 +1,7 @@
 """Every estimator keeps the same conventions (scikit-learn's and deeptime's habits).
 
-Data-level estimators (KGMM, GMM, DSM, Gaussian, EffectiveLangevin, DiffusionMap) on every input kind
+Data-level estimators (KGMM, GMM, DSM, Gaussian, Polynomial, AutoScore, LeadingSubspace,
+EffectiveLangevin, DiffusionMap) on every input kind
 (ndarray, DataArray, Dataset, dask DataArray); array-level ones (BisectingPartition,
 CurrentVelocity) on arrays:
 
@@ -29,7 +30,7 @@ import xlangevin
 from xlangevin import (DSM, GMM, KGMM, BisectingPartition, DiffusionMap, EffectiveLangevin,
                        open_model)
 from xlangevin.dynamics.current import CurrentVelocity
-from xlangevin.score import AutoScore, Gaussian, LeadingSubspace
+from xlangevin.score import AutoScore, Gaussian, LeadingSubspace, Polynomial
 
 N, D = 2000, 2
 
@@ -95,6 +96,8 @@ ESTIMATORS = {
             _score_output, {"norm": "layer"}, "norm must be one of", "epochs=2"),
     "Gaussian": (lambda seed: Gaussian(shrinkage=0.01), _score_output, {"shrinkage": 2.0},
                  "shrinkage must be", "shrinkage=0.01"),
+    "Polynomial": (lambda seed: Polynomial(ridge=1e-5), _score_output, {"degree": 3},
+                   "degree must be even", "ridge=1e-05"),
     "AutoScore": (lambda seed: AutoScore(candidates=("gaussian", "gmm(sigma=0.4)"), seed=seed,
                                          progress=False),
                   _score_output, {"holdout": 0.0}, "holdout must be", "candidates="),
@@ -113,7 +116,8 @@ ESTIMATORS = {
 #: how often each estimator computes a dask input (one variable): the data layer's non-finite
 #: check and moments (two passes), then the estimator's own reads — once (the data in memory),
 #: or the tree sample and one read of the chunks per KGMM pass (streaming)
-COMPUTES = {"KGMM": "passes", "GMM": 3, "DSM": 3, "Gaussian": 3, "AutoScore": 3,
+COMPUTES = {"KGMM": "passes", "GMM": 3, "DSM": 3, "Gaussian": 3, "Polynomial": 3,
+            "AutoScore": 3,
             "LeadingSubspace": 3, "EffectiveLangevin": 3, "DiffusionMap": 3}
 
 

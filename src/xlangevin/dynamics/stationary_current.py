@@ -25,6 +25,7 @@ The construction of ``j`` is the standard one for non-reversible samplers (e.g. 
 from __future__ import annotations
 
 import itertools
+import math
 
 import numpy as np
 import torch
@@ -36,6 +37,9 @@ from ..score.subspace import principal_whitening
 from .current import central_differences
 
 __all__ = ["StationaryCurrent", "PolynomialCurrentField"]
+
+#: the default degree keeps at least this many equations per coefficient of ``A(x)``
+EQUATIONS_PER_COEFFICIENT = 40
 
 
 class PolynomialCurrentField:
@@ -79,8 +83,8 @@ class PolynomialCurrentField:
         """``v~`` on standardized states ``X`` (n, d) with scores ``S`` (numpy, dtype kept)."""
         X = np.asarray(X)
         dtype = X.dtype if X.dtype in (np.float32, np.float64) else np.float64
-        return self.tensor(torch.from_numpy(np.asarray(X, dtype=np.float64)),
-                           torch.from_numpy(np.asarray(S, dtype=np.float64))).numpy().astype(dtype)
+        return self.tensor(torch.tensor(X, dtype=torch.float64),
+                           torch.tensor(S, dtype=torch.float64)).numpy().astype(dtype)
 
     def mlp_layers(self):
         """None: this field is not an MLP (the numba kernel cannot fold it)."""
@@ -106,7 +110,10 @@ class StationaryCurrent(Estimator):
     Parameters
     ----------
     degree : highest degree of the monomials ``phi_k`` of ``A(x)`` (0: a constant ``A``, the
-        ``Phi_A s`` of the constant-mobility model; default 2).
+        ``Phi_A s`` of the constant-mobility model). Default: the highest degree up to 2 that
+        leaves at least :data:`EQUATIONS_PER_COEFFICIENT` equations (central differences times
+        features) per coefficient (2 for a delay-embedded index of ~800 months, 1 for six
+        such features).
     lag, order : half-width (samples) and extrapolation order of the central differences
         (:func:`~xlangevin.dynamics.current.central_differences`; default 1 and 1: the
         ``O(lag dt)`` bias removed, which matters for monthly records).
@@ -114,14 +121,14 @@ class StationaryCurrent(Estimator):
     seed, progress : accepted like every current estimator's (the fit is one linear solve).
     """
 
-    degree: int = 2
+    degree: int | None = None
     lag: int = 1
     order: int = 1
     ridge: float = 1e-8
     seed: int | None = None
     progress: bool = True
 
-    _constraints = {"degree": Interval(0, 6, integer=True), "lag": Interval(1, None, integer=True),
+    _constraints = {"degree": Interval(0, 6, integer=True, optional=True), "lag": Interval(1, None, integer=True),
                     "order": Interval(0, 4, integer=True), "ridge": Interval(0, None),
                     "seed": Seed()}
 
@@ -139,11 +146,15 @@ class StationaryCurrent(Estimator):
             raise DataError("a current velocity needs at least 2 features (in 1-D every "
                             "stationary current vanishes)")
         mids, vels = central_differences(X, bounds, int(self.lag), float(dt), int(self.order))
-        exponents = np.concatenate([np.zeros((1, d), dtype=np.int64),
-                                    monomial_exponents(d, self.degree, self.degree)])
         pairs = list(itertools.combinations(range(d), 2))
+        degree = self.degree
+        if degree is None:
+            degree = max([q for q in (0, 1, 2) if _n_terms(d, q) * len(pairs)
+                          * EQUATIONS_PER_COEFFICIENT <= mids.size], default=0)
+        exponents = np.concatenate([np.zeros((1, d), dtype=np.int64),
+                                    monomial_exponents(d, degree, degree)])
         n_coef = len(exponents) * len(pairs)
-        if mids.shape[0] * d < 10 * n_coef:
+        if mids.size < 10 * n_coef:
             raise DataError(f"{mids.shape[0]} central differences for {n_coef} coefficients: "
                             "give a lower degree or a longer record")
         P = principal_whitening(X)
@@ -168,9 +179,14 @@ class StationaryCurrent(Estimator):
         for c, (k, (i, j)) in enumerate(itertools.product(range(len(exponents)), pairs)):
             A[k, i, j], A[k, j, i] = coef[c], -coef[c]
         return PolynomialCurrentField(P, exponents, A, {
-            "kind": "polynomial", "degree": int(self.degree), "lag": int(self.lag),
+            "kind": "polynomial", "degree": int(degree), "lag": int(self.lag),
             "order": int(self.order), "n_pairs": int(mids.shape[0]), "n_coefficients": n_coef,
             "rotation_constrained": rotation is not None, "r2": float(r2)})
+
+
+def _n_terms(d: int, degree: int) -> int:
+    """Monomials of degree <= ``degree`` in ``d`` variables, the constant included."""
+    return math.comb(d + degree, degree)
 
 
 def _design(basis, X, score_std, pairs) -> np.ndarray:
@@ -178,7 +194,7 @@ def _design(basis, X, score_std, pairs) -> np.ndarray:
     ``A_k[i, j] = 1 = -A_k[j, i]`` alone, i.e. ``v_i = w_kj``, ``v_j = -w_ki`` with
     ``w = basis.terms``."""
     S = np.asarray(score_std(X), dtype=np.float64)
-    w = basis.terms(torch.from_numpy(X), torch.from_numpy(S)).numpy()   # (n, K, d)
+    w = basis.terms(torch.tensor(X), torch.tensor(S)).numpy()   # (n, K, d)
     F = np.zeros((X.shape[0], X.shape[1], w.shape[1], len(pairs)))
     for c, (i, j) in enumerate(pairs):
         F[:, i, :, c] = w[:, :, j]

@@ -1,25 +1,35 @@
 r"""Polynomial log-density fitted by implicit score matching: a closed-form score for short records.
 
-The log-density is a polynomial of the whitened principal coordinates ``z = P x~`` (``P`` from
-:func:`~xlangevin.score.subspace.principal_whitening`),
+The log-density is a polynomial of linear coordinates ``u = Q x~`` of the standardized state,
 
-    log p(z) = theta . psi(z) + const,    psi = (z^a : 1 <= |a| <= degree),
+    log p = theta . psi(u) + const,    psi = (u^a : 1 <= |a| <= degree),
 
 an exponential family. Its implicit score-matching loss (Hyvärinen, "Estimation of
-non-normalized statistical models by score matching", JMLR 6, 2005)
+non-normalized statistical models by score matching", JMLR 6, 2005), taken in the whitened
+principal coordinates ``z = P x~`` (:func:`~xlangevin.score.subspace.principal_whitening`;
+``u = T z``, ``M = T T^T``),
 
-    J(theta) = E[ |grad_z psi^T theta|^2 / 2 + Laplacian psi . theta ]
-             = theta^T G theta / 2 + b . theta,   G = E[sum_k d_k psi d_k psi^T],  b = E[Lap psi]
+    J(theta) = E[ |grad_z psi^T theta|^2 / 2 + Laplacian_z psi . theta ]
+             = theta^T G theta / 2 + b . theta,
+    G = E[grad_u psi M grad_u psi^T],   b = E[sum_a M_aa d^2 psi / d u_a^2],
 
 is quadratic, so ``theta = -(G + lambda diag G)^{-1} b`` is one linear solve: no clustering, no
-network, no noise scale. The score is exact for a polynomial potential of that degree (the
-Gaussian is ``degree = 2``; a double well or a tilted quartic is ``degree = 4``) and in
-standardized units ``s~(x~) = P^T grad_z (theta . psi)(P x~)``. Monomials that mix coordinates
-are kept up to ``cross_degree``: with the default (all of them for ``d <= 4``, quadratic ones
-above) a record of many correlated variables gets the Gaussian dependence plus non-Gaussian
-marginals along its principal directions. The fitted density must be normalizable: the
-top-degree part of ``theta . psi`` must be negative in every direction; a fit that is not gets a
-lower degree (with a warning), down to the Gaussian.
+network, no noise scale (the Laplacian needs only ``M``'s diagonal because no monomial mixes
+coordinates whose ``M`` entry is nonzero off the diagonal, below). The score is exact for a
+polynomial potential of that degree (the Gaussian is ``degree = 2``, a double well or a tilted
+quartic ``degree = 4``): ``s~(x~) = Q^T grad_u (theta . psi)(Q x~)``.
+
+Which monomials: with ``cross_degree >= degree`` (default for ``d <= 4``) every monomial of
+``z`` (``u = z``). Above, the monomials of ``z`` up to degree ``cross_degree`` (2 by default:
+the Gaussian dependence) and the pure powers of higher degree of every principal coordinate
+``z_j`` *and* every standardized feature ``x~_i`` (``u = (z, x~)``): a record of many correlated
+stations gets each station's skewness and tails as well as the leading modes'.
+
+The fitted density must be normalizable and must not grow again outside the data (a spurious
+mode): if the free fit does, the monomials of top degree that mix coordinates are dropped and
+the coefficients of the pure top powers are held at or below ``-floor``, for the smallest floor
+of a geometric ladder that makes the density decay along every ray beyond the data (the least
+bias); failing that, a lower degree is used, down to the Gaussian (with a warning).
 """
 
 from __future__ import annotations
@@ -36,7 +46,7 @@ from ..data import DataError
 from .model import ScoreModel, register_field
 from .subspace import principal_whitening
 
-__all__ = ["Polynomial", "PolynomialField", "monomial_exponents"]
+__all__ = ["Polynomial", "PolynomialField", "monomial_exponents", "polynomial_basis"]
 
 #: rows processed at once when the moments G and b are accumulated
 _CHUNK = 8192
@@ -62,40 +72,71 @@ def _powers(z, degree: int, xp):
     return xp.stack(out, axis=-1) if xp is np else torch.stack(out, dim=-1)
 
 
+def _slots(exponents):
+    """``(coordinate, power)`` index arrays (m, slots) of the nonzero factors of each monomial
+    (padded with power 0), so that a monomial is a product over a few slots, not all columns;
+    negative exponents (derivatives of a lower power) mark the monomial as zero: ``keep``."""
+    keep = (exponents >= 0).all(1)
+    e = np.maximum(exponents, 0)
+    slots = max(1, int((e > 0).sum(1).max(initial=1)))
+    coordinate = np.zeros((len(e), slots), dtype=np.int64)
+    power = np.zeros((len(e), slots), dtype=np.int64)
+    for row, a in enumerate(e):
+        nonzero = np.flatnonzero(a)
+        coordinate[row, :len(nonzero)] = nonzero
+        power[row, :len(nonzero)] = a[nonzero]
+    return coordinate, power, keep
+
+
 def _monomials(powers, exponents):
-    """``prod_j z_j^{a_j}`` for every row ``a`` of ``exponents`` (negative exponents give 0):
-    (n, m) from the (n, d, p) table of powers (numpy)."""
-    d = exponents.shape[1]
-    values = powers[:, np.arange(d)[None, :], np.maximum(exponents, 0)].prod(-1)
-    return values * (exponents >= 0).all(1)
+    """``prod_j u_j^{a_j}`` for every row ``a`` of ``exponents`` (negative exponents give 0):
+    (n, m) from the (n, k, p) table of powers (numpy)."""
+    coordinate, power, keep = _slots(exponents)
+    return powers[:, coordinate, power].prod(-1) * keep
 
 
 def _gradient_features(powers, exponents):
-    """``d psi_m / d z_k`` as (n, m, d) (numpy, for the fit)."""
+    """``d psi_m / d u_k`` as (n, m, k) (numpy, for the fit)."""
     d = exponents.shape[1]
     return np.stack([exponents[:, k] * _monomials(powers, exponents - np.eye(d, dtype=int)[k])
                      for k in range(d)], axis=-1)
 
 
-def _laplacian_features(powers, exponents):
-    """``sum_k d^2 psi_m / d z_k^2`` as (n, m)."""
+def _laplacian_features(powers, exponents, weights):
+    """``sum_k weights_k d^2 psi_m / d u_k^2`` as (n, m)."""
     d = exponents.shape[1]
-    return sum(exponents[:, k] * (exponents[:, k] - 1)
+    return sum(weights[k] * exponents[:, k] * (exponents[:, k] - 1)
                * _monomials(powers, exponents - 2 * np.eye(d, dtype=int)[k]) for k in range(d))
 
 
-def score_matching_moments(Z, exponents):
-    """``G = E[sum_k d_k psi d_k psi^T]`` and ``b = E[Lap psi]`` over the rows of ``Z``,
-    accumulated in chunks of :data:`_CHUNK` rows."""
+def score_matching_moments(U, exponents, M):
+    """``G = E[grad_u psi M grad_u psi^T]`` and ``b = E[sum_a M_aa d_aa psi]`` over the rows
+    of ``U`` (coordinates ``u``), accumulated in chunks of :data:`_CHUNK` rows."""
     m = len(exponents)
     degree = int(exponents.sum(1).max())
     G, b = np.zeros((m, m)), np.zeros(m)
-    for start in range(0, len(Z), _CHUNK):
-        powers = _powers(Z[start:start + _CHUNK], degree, np)
+    for start in range(0, len(U), _CHUNK):
+        powers = _powers(U[start:start + _CHUNK], degree, np)
         grad = _gradient_features(powers, exponents)
-        G += np.einsum("nmk,nlk->ml", grad, grad)
-        b += _laplacian_features(powers, exponents).sum(0)
-    return G / len(Z), b / len(Z)
+        G += np.tensordot(grad @ M, grad, axes=([0, 2], [0, 2]))
+        b += _laplacian_features(powers, exponents, np.diag(M)).sum(0)
+    return G / len(U), b / len(U)
+
+
+def polynomial_basis(P, degree: int, cross_degree: int):
+    """``(T, exponents)``: the coordinates ``u = T z`` of the whitened ``z = P x~`` and the
+    exponents of the monomials of ``u`` (module docstring: ``u = z`` when every monomial is
+    kept or ``d = 1``, else ``u = (z, x~)`` with pure powers of ``x~`` above ``cross_degree``)."""
+    d = P.shape[0]
+    exponents = monomial_exponents(d, degree, cross_degree)
+    if cross_degree >= degree or d == 1:
+        return np.eye(d), exponents
+    T = np.vstack([np.eye(d), np.linalg.inv(P)])
+    pure = [p * np.eye(d, dtype=np.int64)[i] for p in range(cross_degree + 1, degree + 1)
+            for i in range(d)]
+    exponents = np.vstack([np.hstack([exponents, np.zeros_like(exponents)]),
+                           np.hstack([np.zeros((len(pure), d), np.int64), np.array(pure)])])
+    return T, exponents
 
 
 def _directions(d: int, n_random: int, seed: int = 0) -> np.ndarray:
@@ -105,61 +146,62 @@ def _directions(d: int, n_random: int, seed: int = 0) -> np.ndarray:
     return U / np.linalg.norm(U, axis=1, keepdims=True)
 
 
-def log_density(theta, exponents, Z) -> np.ndarray:
-    """``theta . psi(z)`` at the rows of ``Z`` (the log-density up to its constant)."""
+def log_density(theta, exponents, U) -> np.ndarray:
+    """``theta . psi(u)`` at the rows of ``U`` (the log-density up to its constant)."""
     degree = int(exponents.sum(1).max())
-    return _monomials(_powers(Z, degree, np), exponents) @ theta
+    return _monomials(_powers(U, degree, np), exponents) @ theta
 
 
-def decays_outward(theta, exponents, r0: float, n_directions: int = 1024) -> bool:
-    """Whether ``theta . psi`` is normalizable and decreases along every ray beyond radius
-    ``r0`` (no spurious mode outside the data): the top-degree part is negative on every
-    direction, and ``theta . psi(r u)`` decreases on a geometric grid ``r0 <= r <= 100 r0``."""
-    U = _directions(exponents.shape[1], n_directions)
+def decays_outward(theta, exponents, T, r0: float, n_directions: int = 1024) -> bool:
+    """Whether ``theta . psi(T z)`` is normalizable and decreases along every ray of ``z``
+    beyond radius ``r0`` (no spurious mode outside the data): its top-degree part is negative
+    on every direction, and it decreases on a geometric grid ``r0 <= r <= 100 r0``."""
+    Z = _directions(T.shape[1], n_directions)
     top = exponents.sum(1) == exponents.sum(1).max()
-    if log_density(theta[top], exponents[top], U).max() >= 0:
+    if log_density(theta[top], exponents[top], Z @ T.T).max() >= 0:
         return False
     radii = r0 * np.geomspace(1.0, 100.0, 48)
-    values = log_density(theta, exponents, (radii[:, None, None] * U).reshape(-1, U.shape[1]))
-    return bool(np.all(np.diff(values.reshape(len(radii), len(U)), axis=0) < 0))
+    values = log_density(theta, exponents, (radii[:, None, None] * Z).reshape(-1, Z.shape[1])
+                         @ T.T)
+    return bool(np.all(np.diff(values.reshape(len(radii), len(Z)), axis=0) < 0))
 
 
 @register_field
 class PolynomialField(nn.Module):
-    """``s~(x~) = P^T grad_z (theta . psi)(z)``, ``z = P x~`` (module docstring; float64)."""
+    """``s~(x~) = Q^T grad_u (theta . psi)(u)``, ``u = Q x~`` (module docstring; float64)."""
 
-    def __init__(self, P, exponents, theta):
+    def __init__(self, Q, exponents, theta):
         super().__init__()
-        self.register_buffer("P", torch.tensor(np.asarray(P, dtype=np.float64)))
+        self.register_buffer("Q", torch.tensor(np.asarray(Q, dtype=np.float64)))
         self.register_buffer("theta", torch.tensor(np.asarray(theta, dtype=np.float64)))
         exponents = np.asarray(exponents, dtype=np.int64)
         self.register_buffer("exponents", torch.tensor(exponents))
         self.degree = int(exponents.sum(1).max())
         d = exponents.shape[1]
-        # d/dz_k (theta . psi) = sum over a with a_k >= 1 of theta_a a_k z^(a - e_k)
+        # d/du_k (theta . psi) = sum over a with a_k >= 1 of theta_a a_k u^(a - e_k)
         for k in range(d):
             rows = np.flatnonzero(exponents[:, k] >= 1)
-            lowered = exponents[rows] - np.eye(d, dtype=np.int64)[k]
-            self.register_buffer(f"lowered{k}", torch.tensor(lowered))
+            coordinate, power, _ = _slots(exponents[rows] - np.eye(d, dtype=np.int64)[k])
+            self.register_buffer(f"coordinate{k}", torch.tensor(coordinate))
+            self.register_buffer(f"power{k}", torch.tensor(power))
             self.register_buffer(f"coef{k}", torch.tensor(np.asarray(theta)[rows]
                                                           * exponents[rows, k]))
-        self._columns = torch.arange(d)[None, :]
 
     def forward(self, x):
-        z = x.to(self.P.dtype) @ self.P.T
-        powers = _powers(z, self.degree, torch)
-        columns = self._columns.to(z.device)
-        grad = torch.stack([powers[:, columns, getattr(self, f"lowered{k}")].prod(-1)
-                            @ getattr(self, f"coef{k}") for k in range(z.shape[1])], dim=1)
-        return (grad @ self.P).to(x.dtype)
+        u = x.to(self.Q.dtype) @ self.Q.T
+        powers = _powers(u, self.degree, torch)
+        grad = torch.stack([powers[:, getattr(self, f"coordinate{k}"), getattr(self, f"power{k}")]
+                            .prod(-1) @ getattr(self, f"coef{k}") for k in range(u.shape[1])],
+                           dim=1)
+        return (grad @ self.Q).to(x.dtype)
 
     def to_arrays(self):
-        return {}, {"P": self.P.cpu().numpy(), "theta": self.theta.cpu().numpy(),
+        return {}, {"Q": self.Q.cpu().numpy(), "theta": self.theta.cpu().numpy(),
                     "exponents": self.exponents.cpu().numpy()}
 
     @classmethod
     def from_arrays(cls, config, arrays):
-        return cls(arrays["P"], arrays["exponents"], arrays["theta"])
+        return cls(arrays["Q"], arrays["exponents"], arrays["theta"])
 
 
 class Polynomial(Estimator):
@@ -202,49 +244,47 @@ class Polynomial(Estimator):
         cross = self.cross_degree if self.cross_degree is not None else (
             self.degree if d <= 4 else 2)
         for degree in range(self.degree, 0, -2):
-            fit = self._fit_degree(Z, degree, min(cross, degree), r0)
+            fit = self._fit_degree(Z, P, degree, min(cross, degree), r0)
             if fit is not None:
                 break
         else:
             raise DataError(f"no polynomial log-density of degree <= {self.degree} fits these "
                             f"{n} samples (fewer samples than terms, or degenerate data); use "
                             "score='gaussian'")
-        exponents, theta, floor = fit
+        T, exponents, theta, floor = fit
         if degree < self.degree:
             warnings.warn(f"no degree-{self.degree} polynomial log-density that decays outside "
                           f"the data fits these {n} samples; using degree {degree}",
                           stacklevel=4)
+        mixed = exponents[(exponents > 0).sum(1) > 1].sum(1)
         attrs = provenance(self, n_samples=int(n), degree_used=int(degree),
-                           cross_degree_used=int(exponents[(exponents > 0).sum(1) > 1]
-                                                 .sum(1).max(initial=1)),
+                           cross_degree_used=int(mixed.max(initial=1)),
                            n_terms=int(len(exponents)), top_coefficient_floor=float(floor))
-        return ScoreModel(PolynomialField(P, exponents, theta), features.space, 0.0,
+        return ScoreModel(PolynomialField(T @ P, exponents, theta), features.space, 0.0,
                           "polynomial", attrs=attrs)
 
-    def _fit_degree(self, Z, degree, cross, r0):
-        """``(exponents, theta, floor)`` of the score-matching fit of one degree that decays
-        outside radius ``r0``, or None. First unconstrained; else without top-degree cross
-        terms and with the pure top powers' coefficients held at or below ``-floor``, for the
-        smallest floor of a geometric ladder that makes the density decay (the least bias)."""
-        n = len(Z)
-        exponents = monomial_exponents(Z.shape[1], degree, cross)
-        if len(exponents) >= n:
+    def _fit_degree(self, Z, P, degree, cross, r0):
+        """``(T, exponents, theta, floor)`` of the score-matching fit of one degree that
+        decays outside radius ``r0``, or None (module docstring): first free; else without
+        top-degree mixed monomials and with the pure top powers held at or below ``-floor``."""
+        T, exponents = polynomial_basis(P, degree, cross)
+        if len(exponents) >= len(Z):
             return None
-        G, b = self._moments(Z, exponents)
+        G, b = self._moments(Z, T, exponents)
         theta = _constrained_solve(G, b, {})
-        if degree == 2 or decays_outward(theta, exponents, r0):
-            return exponents, theta, 0.0
-        exponents = monomial_exponents(Z.shape[1], degree, min(cross, degree - 1))
-        G, b = self._moments(Z, exponents)
+        if degree == 2 or decays_outward(theta, exponents, T, r0):
+            return T, exponents, theta, 0.0
+        T, exponents = polynomial_basis(P, degree, min(cross, degree - 1))
+        G, b = self._moments(Z, T, exponents)
         top = np.flatnonzero(exponents.sum(1) == degree)
         for floor in np.geomspace(1e-4, 1.0, 13):
             theta = _constrained_solve(G, b, dict.fromkeys(top, -floor))
-            if decays_outward(theta, exponents, r0):
-                return exponents, theta, floor
+            if decays_outward(theta, exponents, T, r0):
+                return T, exponents, theta, floor
         return None
 
-    def _moments(self, Z, exponents):
-        G, b = score_matching_moments(Z, exponents)
+    def _moments(self, Z, T, exponents):
+        G, b = score_matching_moments(Z @ T.T, exponents, T @ T.T)
         return G + self.ridge * np.diag(np.diag(G)), b
 
 

@@ -32,6 +32,7 @@ from .dsm import DSM
 from .gaussian import Gaussian
 from .gmm import GMM
 from .kgmm import KGMM
+from .polynomial import Polynomial
 from .model import (ScoreModel, field_dtype, field_from_arrays, field_to_arrays,
                     register_field)
 from .subspace import LeadingSubspace
@@ -42,6 +43,7 @@ __all__ = ["AutoScore", "AveragedField", "average_scores", "score_matching_loss"
 #: robust first): (name, estimator class, fixed options)
 CANDIDATES = (
     ("gaussian", Gaussian, {}),
+    ("polynomial", Polynomial, {}),
     ("gmm(sigma=0.4)", GMM, {"sigma": 0.4, "max_samples": 20_000}),
     ("kgmm", KGMM, {}),
     ("dsm", DSM, {"device": "cpu"}),
