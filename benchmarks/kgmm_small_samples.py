@@ -9,8 +9,8 @@ density-weighted relative L2 error of the score on a grid over the bulk ([-2, 2]
   p_min = max(1e-3, 20/n), passes until the relative Monte Carlo standard error < 0.05, MLP
   trained on unscaled targets with early stopping on 10% held-out cells), composed here from
   the library's internals so that it reproduces the old code draw for draw. The last column is
-  the error of cubic score matching on the same samples (the correctly specified parametric
-  model: what the data allow at best, for reference).
+  the error of cubic score matching on the same samples (``xlangevin.score.Polynomial``, the
+  correctly specified parametric model: what the data allow at best, for reference).
 * ``--diagnose``: the measurement behind the fix, at n = 2000 (see docs/kgmm_small_samples.md).
 * ``--real``: real monthly indices (no exact score): where the fitted score crosses zero,
   against the mode of a kernel density estimate, and the warnings.
@@ -27,7 +27,7 @@ import numpy as np
 import torch
 from scipy.stats import norm
 
-from xlangevin.score import KGMM, ScoreModel
+from xlangevin.score import KGMM, Polynomial, ScoreModel
 from xlangevin.score.cells import kgmm_cell_statistics
 from xlangevin.score.interpolate import fit_interpolator
 from xlangevin.score.model import NoiseToScore
@@ -63,14 +63,9 @@ def score_error(model_or_fn, name):
 
 
 def cubic_score_matching(y, name):
-    """Error of the cubic s(x) = sum_j a_j x^j minimizing E[s^2/2 + s'] on the samples."""
-    y = np.asarray(y, float).ravel()
-    phi = np.stack([y**j for j in range(4)], 1)
-    dphi = np.stack([j * y ** max(j - 1, 0) for j in range(4)], 1)
-    a = np.linalg.solve(phi.T @ phi / len(y), -dphi.mean(0))
-    density, score, x = SYSTEMS[name]
-    return weighted_relative_error(np.stack([x**j for j in range(4)], 1) @ a, score(x),
-                                   density(x))
+    """Error of the score of ``xlangevin.score.Polynomial`` (degree 4: the cubic
+    ``s(x) = sum_j a_j x^j`` minimizing ``E[s^2/2 + s']`` on the samples)."""
+    return score_error(Polynomial().fit(y), name)
 
 
 # ---------------------------------------------------------------------------------------------

@@ -4,8 +4,9 @@ A 12-D Ornstein-Uhlenbeck process with rotation and correlated noise, observed d
 skewing map ``y = x + 0.1 (x^2 - 1)``, 6500 days on a datetime axis. The default
 ``ds.langevin.fit()`` (``score="auto"``, ``cdot="auto"``) must be stable and faithful: Stein
 check ``|V + I| < 0.2``, no blow-up resets, the cross-station correlation matrix within 0.05 RMS
-and a marginal KL not above the LIM's (about 3 minutes on 2 cores: the auto choice fits DSM and
-KGMM in 12-D).
+and a marginal KL below the LIM's (about 3 minutes on 2 cores: the auto choice fits DSM and
+KGMM in 12-D). It chooses the polynomial score (each station's skewness): |V + I| = 0.074,
+correlation RMSE 0.010, KL 0.0065 against the LIM's 0.039.
 """
 
 import warnings
@@ -57,5 +58,5 @@ def test_default_fit_of_twelve_stations():
     assert np.linalg.norm(model.V_std + np.eye(D)) < 0.2
     assert sim.attrs["resets"] == 0
     assert rms < 0.05
-    assert report.attrs["kl_mean"] <= 1.05 * report.baseline_kl_mean.item()
+    assert report.attrs["kl_mean"] < 0.5 * report.baseline_kl_mean.item()
     assert np.issubdtype(sim.time.dtype, np.datetime64)

@@ -32,7 +32,8 @@ import torch
 
 from ..base import Estimator, Interval, Seed
 from ..data import DataError
-from ..score.polynomial import monomial_exponents
+from ..score.polynomial import (monomial_exponents, monomial_slots, monomial_values,
+                                powers_table)
 from ..score.subspace import principal_whitening
 from .current import central_differences
 
@@ -58,20 +59,21 @@ class PolynomialCurrentField:
         self.diagnostics = dict(diagnostics)
         d = self.exponents.shape[1]
         self._degree = max(int(self.exponents.sum(1).max()), 1)
-        self._lowered = [torch.tensor(np.maximum(self.exponents - np.eye(d, dtype=np.int64)[k], 0))
-                         for k in range(d)]
+        self._slots = [torch.tensor(a) for a in monomial_slots(self.exponents)[:2]]
+        # d phi / dz_k = a_k z^(a - e_k): the slots of the lowered exponents (clamped at 0,
+        # where the factor a_k is 0 anyway) and the factors
+        self._lowered = [[torch.tensor(a) for a in monomial_slots(
+            np.maximum(self.exponents - np.eye(d, dtype=np.int64)[k], 0))[:2]]
+            for k in range(d)]
         self._factor = torch.tensor(self.exponents, dtype=torch.float64)
-        self._E = torch.tensor(self.exponents)
-        self._columns = torch.arange(d)[None, :]
 
     def terms(self, x, s):
         """``phi_k(z) s~ + grad phi_k`` (n, K, d) at states ``x`` with scores ``s`` (tensors,
         float64): ``v~ = sum_k A_k terms[:, k]``."""
         z = x.to(torch.float64) @ self.P.T
-        powers = torch.stack([torch.ones_like(z)] + [z**p for p in range(1, self._degree + 1)],
-                             dim=-1)
-        phi = powers[:, self._columns, self._E].prod(-1)                       # (n, K)
-        grad_z = torch.stack([powers[:, self._columns, low].prod(-1) * self._factor[:, k]
+        powers = powers_table(z, self._degree, torch)
+        phi = monomial_values(powers, *self._slots)                             # (n, K)
+        grad_z = torch.stack([monomial_values(powers, *low) * self._factor[:, k]
                               for k, low in enumerate(self._lowered)], dim=-1)  # (n, K, d)
         return phi[:, :, None] * s.to(torch.float64)[:, None, :] + grad_z @ self.P
 
@@ -128,9 +130,9 @@ class StationaryCurrent(Estimator):
     seed: int | None = None
     progress: bool = True
 
-    _constraints = {"degree": Interval(0, 6, integer=True, optional=True), "lag": Interval(1, None, integer=True),
-                    "order": Interval(0, 4, integer=True), "ridge": Interval(0, None),
-                    "seed": Seed()}
+    _constraints = {"degree": Interval(0, 6, integer=True, optional=True),
+                    "lag": Interval(1, None, integer=True), "order": Interval(0, 4, integer=True),
+                    "ridge": Interval(0, None), "seed": Seed()}
 
     def fit(self, X, bounds, dt: float, score_std, rotation=None) -> PolynomialCurrentField:
         """Fit on standardized states ``X`` (n, d) in sequences ``bounds`` sampled every

@@ -46,7 +46,8 @@ from ..data import DataError
 from .model import ScoreModel, register_field
 from .subspace import principal_whitening
 
-__all__ = ["Polynomial", "PolynomialField", "monomial_exponents", "polynomial_basis"]
+__all__ = ["Polynomial", "PolynomialField", "monomial_exponents", "monomial_slots",
+           "monomial_values", "polynomial_basis", "powers_table"]
 
 #: rows processed at once when the moments G and b are accumulated
 _CHUNK = 8192
@@ -64,7 +65,7 @@ def monomial_exponents(d: int, degree: int, cross_degree: int) -> np.ndarray:
     return np.array(rows, dtype=np.int64).reshape(-1, d)
 
 
-def _powers(z, degree: int, xp):
+def powers_table(z, degree: int, xp):
     """``z_j^p`` for ``p = 0..degree``: array (n, d, degree + 1)."""
     out = [xp.ones_like(z)]
     for _ in range(degree):
@@ -72,7 +73,7 @@ def _powers(z, degree: int, xp):
     return xp.stack(out, axis=-1) if xp is np else torch.stack(out, dim=-1)
 
 
-def _slots(exponents):
+def monomial_slots(exponents):
     """``(coordinate, power)`` index arrays (m, slots) of the nonzero factors of each monomial
     (padded with power 0), so that a monomial is a product over a few slots, not all columns;
     negative exponents (derivatives of a lower power) mark the monomial as zero: ``keep``."""
@@ -91,8 +92,14 @@ def _slots(exponents):
 def _monomials(powers, exponents):
     """``prod_j u_j^{a_j}`` for every row ``a`` of ``exponents`` (negative exponents give 0):
     (n, m) from the (n, k, p) table of powers (numpy)."""
-    coordinate, power, keep = _slots(exponents)
-    return powers[:, coordinate, power].prod(-1) * keep
+    coordinate, power, keep = monomial_slots(exponents)
+    return monomial_values(powers, coordinate, power) * keep
+
+
+def monomial_values(powers, coordinate, power):
+    """The monomials given by :func:`monomial_slots` from a table of powers (n, k, p):
+    ``prod_s powers[:, coordinate[m, s], power[m, s]]`` (numpy or torch alike), (n, m)."""
+    return powers[:, coordinate, power].prod(-1)
 
 
 def _gradient_features(powers, exponents):
@@ -116,7 +123,7 @@ def score_matching_moments(U, exponents, M):
     degree = int(exponents.sum(1).max())
     G, b = np.zeros((m, m)), np.zeros(m)
     for start in range(0, len(U), _CHUNK):
-        powers = _powers(U[start:start + _CHUNK], degree, np)
+        powers = powers_table(U[start:start + _CHUNK], degree, np)
         grad = _gradient_features(powers, exponents)
         G += np.tensordot(grad @ M, grad, axes=([0, 2], [0, 2]))
         b += _laplacian_features(powers, exponents, np.diag(M)).sum(0)
@@ -149,7 +156,7 @@ def _directions(d: int, n_random: int, seed: int = 0) -> np.ndarray:
 def log_density(theta, exponents, U) -> np.ndarray:
     """``theta . psi(u)`` at the rows of ``U`` (the log-density up to its constant)."""
     degree = int(exponents.sum(1).max())
-    return _monomials(_powers(U, degree, np), exponents) @ theta
+    return _monomials(powers_table(U, degree, np), exponents) @ theta
 
 
 def decays_outward(theta, exponents, T, r0: float, n_directions: int = 1024) -> bool:
@@ -181,7 +188,7 @@ class PolynomialField(nn.Module):
         # d/du_k (theta . psi) = sum over a with a_k >= 1 of theta_a a_k u^(a - e_k)
         for k in range(d):
             rows = np.flatnonzero(exponents[:, k] >= 1)
-            coordinate, power, _ = _slots(exponents[rows] - np.eye(d, dtype=np.int64)[k])
+            coordinate, power, _ = monomial_slots(exponents[rows] - np.eye(d, dtype=np.int64)[k])
             self.register_buffer(f"coordinate{k}", torch.tensor(coordinate))
             self.register_buffer(f"power{k}", torch.tensor(power))
             self.register_buffer(f"coef{k}", torch.tensor(np.asarray(theta)[rows]
@@ -189,10 +196,10 @@ class PolynomialField(nn.Module):
 
     def forward(self, x):
         u = x.to(self.Q.dtype) @ self.Q.T
-        powers = _powers(u, self.degree, torch)
-        grad = torch.stack([powers[:, getattr(self, f"coordinate{k}"), getattr(self, f"power{k}")]
-                            .prod(-1) @ getattr(self, f"coef{k}") for k in range(u.shape[1])],
-                           dim=1)
+        powers = powers_table(u, self.degree, torch)
+        grad = torch.stack([monomial_values(powers, getattr(self, f"coordinate{k}"),
+                                            getattr(self, f"power{k}")) @ getattr(self, f"coef{k}")
+                            for k in range(u.shape[1])], dim=1)
         return (grad @ self.Q).to(x.dtype)
 
     def to_arrays(self):

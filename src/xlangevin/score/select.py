@@ -1,6 +1,7 @@
 r"""Automatic choice of the score estimator from a held-out block of the record.
 
-Each candidate (the Gaussian, GMM at a few widths, KGMM and DSM at their defaults) is fitted on
+Each candidate (the Gaussian, the polynomial log-density, GMM at a few widths, KGMM and DSM at
+their defaults, their average, DSM along the leading principal direction) is fitted on
 the first part of the record and scored on the last block (``holdout`` of the samples, one
 contiguous block so that the time correlation of a record does not leak into the criterion) by
 the implicit score-matching loss of Hyvärinen ("Estimation of non-normalized statistical models
