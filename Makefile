@@ -4,7 +4,7 @@ VENV   ?= .venv
 PY     := $(VENV)/bin/python
 STAMP  := $(VENV)/.installed
 
-.PHONY: demo test test-slow bench datasets clean
+.PHONY: demo test test-slow bench datasets notebooks clean
 
 $(STAMP): pyproject.toml requirements/constraints.txt
 	$(PYTHON) -m venv $(VENV)
@@ -25,8 +25,12 @@ test-slow: $(STAMP)
 datasets: $(STAMP)
 	$(PY) datasets/make_datasets.py
 
+# the notebooks (jupytext percent scripts) executed into build/notebooks/*.ipynb, with outputs
+notebooks: $(STAMP)
+	$(PY) docs/execute_notebooks.py --out build/notebooks
+
 bench: $(STAMP)
 	for f in benchmarks/bench_*.py; do $(PY) $$f; done
 
 clean:
-	rm -rf $(VENV) demo_output .pytest_cache
+	rm -rf $(VENV) demo_output build .pytest_cache

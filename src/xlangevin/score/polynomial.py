@@ -74,9 +74,10 @@ def powers_table(z, degree: int, xp):
 
 
 def monomial_slots(exponents):
-    """``(coordinate, power)`` index arrays (m, slots) of the nonzero factors of each monomial
-    (padded with power 0), so that a monomial is a product over a few slots, not all columns;
-    negative exponents (derivatives of a lower power) mark the monomial as zero: ``keep``."""
+    """``(coordinate, power, keep)``: index arrays (m, slots) of the nonzero factors of each
+    monomial (padded with power 0), so that a monomial is a product over a few slots, not all
+    columns; ``keep`` is False where an exponent is negative (the derivative of a lower power:
+    the monomial is 0)."""
     keep = (exponents >= 0).all(1)
     e = np.maximum(exponents, 0)
     slots = max(1, int((e > 0).sum(1).max(initial=1)))
