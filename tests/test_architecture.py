@@ -20,6 +20,7 @@ LAYERS = [
     {"partition", "datasets", "testing", "analysis"},
     {"score"},
     {"dynamics", "samplers"},
+    {"linear_response"},
     {"accessors"},
     {"demo"},
     {"cli", "__init__"},

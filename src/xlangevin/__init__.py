@@ -20,6 +20,7 @@ from .data import DataError, FeatureSpace, delay_embed
 from .dynamics import EffectiveLangevin, LangevinModel, lim, lim_operators
 from .io import open_model
 from .partition import BisectingPartition, Partition
+from .linear_response import perturbation_response, response
 from .samplers import DiffusionMap, DiffusionMapSampler, fit_subgrid_closure
 from .score import DSM, GMM, KGMM, ScoreModel
 
@@ -27,4 +28,4 @@ __all__ = ["__version__", "BisectingPartition", "DSM", "DataError", "DiffusionMa
            "DiffusionMapSampler", "EffectiveLangevin", "FeatureSpace", "GMM", "KGMM",
            "LangevinModel", "Partition", "ScoreModel", "compare", "datasets", "delay_embed",
            "entropic_ot_distance", "fit_subgrid_closure", "lim", "lim_operators", "open_model",
-           "plot", "systems"]
+           "perturbation_response", "plot", "response", "systems"]

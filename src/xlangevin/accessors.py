@@ -11,6 +11,7 @@ import xarray as xr
 
 from .data import FeatureSpace
 from .dynamics import EffectiveLangevin
+from .linear_response import response
 from .samplers import DiffusionMap
 from .score import score_estimator
 
@@ -53,7 +54,7 @@ class ScoreAccessor(_Accessor):
 @xr.register_dataarray_accessor("langevin")
 class LangevinAccessor(_Accessor):
     """``ds.langevin.fit(score=..., ...)`` -> LangevinModel; ``ds.langevin.diffmap(eps=...)`` ->
-    DiffusionMapSampler."""
+    DiffusionMapSampler; ``ds.langevin.response(score=...)`` -> response functions."""
 
     def fit(self, score="auto", dim: str = "time", variables=None, cdot: str = "auto",
             seed=None, progress: bool = True, **options):
@@ -86,3 +87,11 @@ class LangevinAccessor(_Accessor):
         """
         return DiffusionMap(eps=eps, beta=beta, noise=noise, scheme=scheme, dim=dim,
                             variables=variables, seed=seed, **options).fit(self._obj)
+
+    def response(self, score="gaussian", forcing=None, observables=("x",), max_lag=None,
+                 dim: str = "time", **options):
+        """Linear response functions ``R(lag, observable, forcing)`` of this record from a score
+        (fluctuation-dissipation; ``score="gaussian"``: quasi-Gaussian): see
+        :func:`xlangevin.linear_response.response`."""
+        return response(self._obj, score=score, forcing=forcing, observables=observables,
+                        max_lag=max_lag, dim=dim, **options)

@@ -6,7 +6,9 @@ autocorrelation time and the effective sample size.
   :func:`integrated_autocorrelation_time` and by :func:`xlangevin.compare` (its default number
   of ACF lags);
 * ``_sequence_acf``: the ACF of a record made of several sequences (members, pieces between
-  time gaps), pooled within each member, as :func:`xlangevin.compare` reports it.
+  time gaps), pooled within each member, as :func:`xlangevin.compare` reports it;
+* :func:`lagged_cross_covariance`: ``Cov(a(t + k), b(t))`` of two multivariate series over the
+  sequences of a record (the fluctuation-dissipation response, :mod:`xlangevin.linear_response`).
 """
 
 from __future__ import annotations
@@ -14,7 +16,7 @@ from __future__ import annotations
 import numpy as np
 
 __all__ = ["acf", "integrated_time_from_acf", "integrated_autocorrelation_time",
-           "effective_sample_size"]
+           "effective_sample_size", "lagged_cross_covariance"]
 
 
 def acf(x, max_lag: int | None = None, axis: int = 0) -> np.ndarray:
@@ -115,3 +117,38 @@ def _sequence_acf(X, bounds, n_t, n_lags, stride):
     lags = np.arange(n_lags + 1) * stride
     r[lags[None, :] > reach[:, None]] = np.nan
     return r
+
+
+def lagged_cross_covariance(a, b, bounds, max_lag: int) -> np.ndarray:
+    """``C[k, i, j] = mean_t (a_i(t + k) - <a_i>)(b_j(t) - <b_j>)`` for ``k = 0..max_lag``
+    samples, the pairs ``(t, t + k)`` within the sequences ``[bounds[s], bounds[s + 1])`` only
+    (members, pieces between gaps), means over the whole record: (max_lag + 1, p, q).
+
+    By FFT per sequence, O(n log n) for all lags (never a loop over lags), the pairs of
+    columns in blocks that bound the memory. Lags no sequence reaches raise ``ValueError``."""
+    from scipy.fft import irfft, next_fast_len, rfft
+
+    a = np.asarray(a, dtype=np.float64)
+    b = np.asarray(b, dtype=np.float64)
+    a, b = a - a.mean(0), b - b.mean(0)
+    p, q = a.shape[1], b.shape[1]
+    sums = np.zeros((max_lag + 1, p, q))
+    counts = np.zeros(max_lag + 1)
+    for start, stop in zip(bounds[:-1], bounds[1:]):
+        n = int(stop - start)
+        k = min(max_lag, n - 1)
+        if k < 0:
+            continue
+        nfft = next_fast_len(n + k)
+        fa = rfft(a[start:stop], n=nfft, axis=0)
+        fb = np.conj(rfft(b[start:stop], n=nfft, axis=0))
+        block = max(1, int(2**24 // (nfft * q)))
+        for i in range(0, p, block):
+            cross = fa[:, i:i + block, None] * fb[:, None, :]
+            sums[:k + 1, i:i + block] += irfft(cross, n=nfft, axis=0)[:k + 1]
+        counts[:k + 1] += n - np.arange(k + 1)
+    if counts[-1] == 0:
+        raise ValueError(f"no sequence of the record is longer than max_lag = {max_lag} "
+                         f"samples (the longest has {int(np.max(np.diff(bounds)))}); give "
+                         "fewer lags")
+    return sums / counts[:, None, None]
