@@ -1,4 +1,5 @@
-"""Figures: data vs model comparisons (:func:`comparison`) and model matrices (:func:`matrices`).
+"""Figures: data vs model comparisons (:func:`comparison`), model matrices (:func:`matrices`)
+and response functions (:func:`responses`).
 
 The functions build a :class:`matplotlib.figure.Figure` without touching pyplot's global state
 unless pyplot is already in use (then the figure is registered with it, so ``plt.show()``
@@ -16,7 +17,7 @@ import xarray as xr
 
 from ..io import atomic_target
 
-__all__ = ["comparison", "matrices", "save_figure"]
+__all__ = ["comparison", "matrices", "responses", "save_figure"]
 
 DATA_STYLE = {"color": "k", "lw": 1.6, "ls": "-"}
 MODEL_STYLE = {"color": "tab:red", "lw": 1.6, "ls": "--"}
@@ -288,6 +289,38 @@ def matrices(mats: dict, path=None, labels=None, ncols: int | None = None, dpi: 
         fig.colorbar(m, ax=ax, shrink=0.8)
     for ax in axes[n:]:
         ax.set_visible(False)
+    if path is not None:
+        save_figure(fig, path, dpi=dpi)
+    return fig
+
+
+def responses(results: dict, forcing=0, observables=None, path=None, dpi: int = 120):
+    """Response functions side by side: ``results`` maps a label to a Dataset of
+    :func:`xlangevin.response` or :func:`xlangevin.perturbation_response`; one panel per
+    observable (default all of the first), lines per result and ``+-2`` standard-error bands
+    where the Dataset has ``response_stderr``, for the forcing ``forcing`` (index or label).
+    Saves to ``path`` atomically when given; returns the figure."""
+    if not results:
+        raise ValueError("give at least one response Dataset")
+    first = next(iter(results.values()))
+    names = list(first["observable"].values) if observables is None else list(observables)
+    fig = _new_figure((3.2 * len(names), 3.0))
+    axes = np.atleast_1d(fig.subplots(1, len(names), squeeze=False)[0])
+    pick = {"forcing": forcing} if isinstance(forcing, str) else {"forcing": int(forcing)}
+    for ax, name in zip(axes, names):
+        for label, ds in results.items():
+            sel = (ds.sel(observable=name).sel(pick) if isinstance(forcing, str)
+                   else ds.sel(observable=name).isel(pick))
+            line = ax.plot(ds["lag"], sel["response"], lw=1.5, label=label)[0]
+            if "response_stderr" in ds:
+                band = 2 * sel["response_stderr"].values
+                ax.fill_between(ds["lag"], sel["response"] - band, sel["response"] + band,
+                                color=line.get_color(), alpha=0.2, lw=0)
+        ax.axhline(0, color="0.6", lw=0.5)
+        ax.set_title(str(name), fontsize="medium")
+        ax.set_xlabel(f"lag ({first['lag'].attrs.get('units', '')})")
+    axes[0].set_ylabel("response R(t)")
+    axes[0].legend(fontsize="small")
     if path is not None:
         save_figure(fig, path, dpi=dpi)
     return fig

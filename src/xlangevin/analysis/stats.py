@@ -119,36 +119,47 @@ def _sequence_acf(X, bounds, n_t, n_lags, stride):
     return r
 
 
-def lagged_cross_covariance(a, b, bounds, max_lag: int) -> np.ndarray:
+def lagged_cross_covariance(a, b, bounds, max_lag: int, block: int = 1 << 15) -> np.ndarray:
     """``C[k, i, j] = mean_t (a_i(t + k) - <a_i>)(b_j(t) - <b_j>)`` for ``k = 0..max_lag``
     samples, the pairs ``(t, t + k)`` within the sequences ``[bounds[s], bounds[s + 1])`` only
     (members, pieces between gaps), means over the whole record: (max_lag + 1, p, q).
 
-    By FFT per sequence, O(n log n) for all lags (never a loop over lags), the pairs of
-    columns in blocks that bound the memory. Lags no sequence reaches raise ``ValueError``."""
-    from scipy.fft import irfft, next_fast_len, rfft
-
+    By FFT over blocks of ``block`` origins ``t`` (each with the ``max_lag`` samples of ``a``
+    after it), so the cost is O(n log(block + max_lag)) for all lags (never a loop over lags)
+    and the memory is bounded by the block, not the record. Lags no sequence reaches raise
+    ``ValueError``."""
     a = np.asarray(a, dtype=np.float64)
     b = np.asarray(b, dtype=np.float64)
     a, b = a - a.mean(0), b - b.mean(0)
-    p, q = a.shape[1], b.shape[1]
-    sums = np.zeros((max_lag + 1, p, q))
+    sums = np.zeros((max_lag + 1, a.shape[1], b.shape[1]))
     counts = np.zeros(max_lag + 1)
     for start, stop in zip(bounds[:-1], bounds[1:]):
         n = int(stop - start)
-        k = min(max_lag, n - 1)
-        if k < 0:
+        if n < 1:
             continue
-        nfft = next_fast_len(n + k)
-        fa = rfft(a[start:stop], n=nfft, axis=0)
-        fb = np.conj(rfft(b[start:stop], n=nfft, axis=0))
-        block = max(1, int(2**24 // (nfft * q)))
-        for i in range(0, p, block):
-            cross = fa[:, i:i + block, None] * fb[:, None, :]
-            sums[:k + 1, i:i + block] += irfft(cross, n=nfft, axis=0)[:k + 1]
+        k = min(max_lag, n - 1)
+        for t0 in range(0, n, block):
+            t1 = min(t0 + block, n)
+            sums[:k + 1] += _block_cross_sums(a[start + t0:start + min(t1 + k, n)],
+                                              b[start + t0:start + t1], k)
         counts[:k + 1] += n - np.arange(k + 1)
     if counts[-1] == 0:
         raise ValueError(f"no sequence of the record is longer than max_lag = {max_lag} "
                          f"samples (the longest has {int(np.max(np.diff(bounds)))}); give "
                          "fewer lags")
     return sums / counts[:, None, None]
+
+
+def _block_cross_sums(a, b, k_max):
+    """``sum_t a(t + k) b(t)^T`` for ``k = 0..k_max`` over the origins ``t`` of ``b`` (``a``
+    extends up to ``k_max`` samples past them), by FFT, columns of ``a`` in blocks."""
+    from scipy.fft import irfft, next_fast_len, rfft
+
+    nfft = next_fast_len(len(b) + k_max)          # >= len(a): no index m + k wraps around
+    fb = np.conj(rfft(b, n=nfft, axis=0))
+    out = np.empty((k_max + 1, a.shape[1], b.shape[1]))
+    step = max(1, int(2**23 // (nfft * b.shape[1])))
+    for i in range(0, a.shape[1], step):
+        fa = rfft(a[:, i:i + step], n=nfft, axis=0)
+        out[:, i:i + step] = irfft(fa[:, :, None] * fb[:, None, :], n=nfft, axis=0)[:k_max + 1]
+    return out

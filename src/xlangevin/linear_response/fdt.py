@@ -115,9 +115,10 @@ def response(data, score="gaussian", forcing=None, observables=("x",), max_lag=N
     Returns
     -------
     xr.Dataset with ``response`` (lag, observable, forcing): ``R`` in units of the observable
-    per unit forcing and time, and its batch-means standard error ``response_stderr``; ``lag`` in the data's time units; ``observable`` labels
-    ``name[feature]`` (coords ``observable_name``, ``component``); attrs: the score method, the
-    Stein check ``stein_deviation = max |R_x(0) - u|`` (for constant forcings) and provenance.
+    per unit forcing and time, and its batch-means standard error ``response_stderr``; ``lag``
+    in the data's time units; ``observable`` labels ``name[feature]`` (coords
+    ``observable_name``, ``component``); attrs: the score method, the Stein check
+    ``stein_deviation = max |R_x(0) - u|`` (for constant forcings) and provenance.
     """
     features = feature_data(data, dim=dim, sequences=True).in_memory()
     space, bounds = features.space, features.bounds

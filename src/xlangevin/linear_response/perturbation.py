@@ -13,6 +13,8 @@ its Monte-Carlo standard error over the member pairs.
 
 from __future__ import annotations
 
+import inspect
+
 import numpy as np
 import xarray as xr
 
@@ -25,67 +27,127 @@ from .observables import observable_functions
 __all__ = ["perturbation_response"]
 
 
-def perturbation_response(model: LangevinModel, n_lags: int, dt, save_every: int = 1,
-                          forcing=None, observables=("x",), eps: float = 0.1,
-                          n_members: int = 1000, seed=None, backend="auto") -> xr.Dataset:
-    """Impulse response of ``model`` to constant forcing directions (module docstring).
+def perturbation_response(target, n_lags: int, dt, save_every: int = 1, forcing=None,
+                          observables=("x",), eps: float = 0.1, n_members: int = 1000,
+                          seed=None, backend="auto", variable: str = "x",
+                          **system_params) -> xr.Dataset:
+    """Impulse response of ``target`` to constant forcing directions (module docstring).
 
     Parameters
     ----------
-    model : a fitted :class:`~xlangevin.LangevinModel`.
+    target : a fitted :class:`~xlangevin.LangevinModel` (members start from its kept data
+        states), or a simulator of :mod:`xlangevin.systems` whose state is the variable
+        ``variable`` (e.g. ``xlangevin.systems.double_well``, ``triad``, ``potential``): members
+        start from states after its default burn-in, and ``system_params`` go to its
+        ``simulate``.
     n_lags, dt, save_every : ``n_lags`` responses every ``save_every`` steps of ``dt`` (as in
-        ``model.generate``), after the kick at lag 0.
+        ``model.generate`` / ``simulate``), after the kick at lag 0.
     forcing : None (a unit direction per feature) or direction(s) (d,) / (m, d), physical units.
-    observables : as for :func:`~xlangevin.linear_response.response` (powers about the mean of the
-        model's kept data states).
-    eps : kick size along ``u`` in standard deviations of the data along ``u`` (default 0.1).
+    observables : as for :func:`~xlangevin.linear_response.response` (powers about the mean of
+        the unperturbed initial states).
+    eps : kick size along ``u`` in standard deviations of the initial states along ``u``
+        (default 0.1).
     n_members : member pairs.
-    seed, backend : of the ensembles (the same seed for both members of a pair).
+    seed, backend : of the ensembles (the same noise for both members of a pair); ``backend``
+        for a LangevinModel only.
 
     Returns the Dataset of :func:`~xlangevin.linear_response.response` with ``response_stderr``.
     """
-    U, u, _ = forcing_directions(forcing, model.dim)
+    rng = np.random.default_rng(seed)
+    runner = (_ModelRunner(target, dt, save_every, n_lags, backend)
+              if isinstance(target, LangevinModel)
+              else _SystemRunner(target, dt, save_every, n_lags, variable, system_params))
+    X0 = runner.initial_states(int(n_members), rng)
+    U, u, _ = forcing_directions(forcing, X0.shape[1])
     if u is not None:
         raise ValueError("perturbation_response takes constant forcing directions (a kick "
                          "x -> x + eps u); give an array")
-    rng = np.random.default_rng(seed)
-    space = model.space
-    X0 = space.to_physical(model.samples[rng.integers(len(model.samples), size=int(n_members))])
-    functions = observable_functions(observables, space.to_physical(model.samples).mean(0))
-    labels = [str(v) for v in space.feature_labels()]
-    run = dict(n_steps=int(n_lags) * int(save_every), dt=dt, save_every=save_every,
-               n_members=int(n_members), seed=int(rng.integers(2**31)), progress=False,
-               backend=backend, time_origin=0.0)
+    functions = observable_functions(observables, X0.mean(0))
+    noise_seed = int(rng.integers(2**31))
+    scale = X0.std(0)
     out, err = [], []
     for direction in U:
         # the kick eps_u u moves the state by eps standard deviations along u
-        eps_u = eps / max(np.linalg.norm(direction / space.scale), 1e-300)
+        eps_u = eps / max(np.linalg.norm(direction / scale), 1e-300)
         paths = []
         for sign in (1.0, -1.0):
             start = X0 + sign * eps_u * direction
-            states = np.concatenate([start[:, None], _states(model.generate(init=start, **run),
-                                                             space)], axis=1)
-            paths.append(np.stack([evaluate_observables(functions, step, labels)[0]
+            states = np.concatenate([start[:, None], runner.run(start, noise_seed)], axis=1)
+            paths.append(np.stack([evaluate_observables(functions, step, runner.labels)[0]
                                    for step in states.transpose(1, 0, 2)], axis=1))
         diff = (paths[0] - paths[1]) / (2 * eps_u)                 # (member, lag, observable)
         out.append(diff.mean(0))
         err.append(diff.std(0, ddof=1) / np.sqrt(diff.shape[0]))
-    names, components = evaluate_observables(functions, X0[:2], labels)[1:]
-    lags = np.arange(int(n_lags) + 1) * sim_dt(model, dt) * int(save_every)
+    names, components = evaluate_observables(functions, X0[:2], runner.labels)[1:]
     attrs = provenance(None, score_method="perturbation", eps=float(eps),
                        n_members=int(n_members), method="paired kicked ensembles")
-    ds = response_dataset(np.stack(out, axis=-1), lags, time_units(space), labels, names,
-                          components, forcing, attrs)
+    ds = response_dataset(np.stack(out, axis=-1), np.arange(int(n_lags) + 1) * runner.lag_step,
+                          runner.units, runner.labels, names, components, forcing, attrs)
     ds["response_stderr"] = (("lag", "observable", "forcing"), np.stack(err, axis=-1))
     return ds
 
 
-def sim_dt(model, dt) -> float:
-    """``dt`` as a number in the model's time units (a time delta converted)."""
-    return float(duration_in_units(model.space.time, model.space.dt, dt, "dt"))
+class _ModelRunner:
+    """Paired members of a LangevinModel: physical states (member, time, d)."""
+
+    def __init__(self, model, dt, save_every, n_lags, backend):
+        self.model, self.space = model, model.space
+        dt = float(duration_in_units(self.space.time, self.space.dt, dt, "dt"))
+        self.run_args = dict(n_steps=int(n_lags) * int(save_every), dt=dt,
+                             save_every=int(save_every), progress=False, backend=backend,
+                             time_origin=0.0)
+        self.lag_step = dt * int(save_every)
+        self.units = time_units(self.space)
+        self.labels = [str(v) for v in self.space.feature_labels()]
+
+    def initial_states(self, n, rng):
+        samples = self.model.samples
+        return self.space.to_physical(samples[rng.integers(len(samples), size=n)])
+
+    def run(self, init, seed):
+        sim = self.model.generate(init=init, n_members=len(init), seed=seed, **self.run_args)
+        return np.stack([np.asarray(self.space.transform(sim.isel(member=i), standardize=False))
+                         for i in range(sim.sizes["member"])])
 
 
-def _states(sim, space) -> np.ndarray:
-    """Physical states (member, time, d) of a simulation shaped like the fitted data."""
-    return np.stack([np.asarray(space.transform(sim.isel(member=i), standardize=False))
-                     for i in range(sim.sizes["member"])])
+class _SystemRunner:
+    """Paired members of a simulator of :mod:`xlangevin.systems` (its variable ``variable``
+    is the whole state)."""
+
+    def __init__(self, system, dt, save_every, n_lags, variable, params):
+        if not callable(getattr(system, "simulate", None)):
+            raise TypeError(f"target must be a LangevinModel or a simulator of "
+                            f"xlangevin.systems, got {type(system).__name__}")
+        self.system, self.variable, self.params = system, variable, dict(params)
+        accepts = inspect.signature(system.simulate).parameters
+        if "save_every" not in accepts and int(save_every) != 1:
+            raise ValueError(f"{system.__name__}.simulate samples every dt exactly (no "
+                             "save_every): give save_every=1")
+        self.run_args = {k: v for k, v in dict(n_samples=int(n_lags), dt=float(dt),
+                                                 save_every=int(save_every), burn_in=0.0,
+                                                 progress=False).items() if k in accepts}
+        self.lag_step = float(dt) * int(save_every)
+        self.units = "time units of the system"
+        self.labels = None
+
+    def _states(self, ds):
+        if self.variable not in ds:
+            raise ValueError(f"the simulator has no variable {self.variable!r}; its "
+                             f"variables are {list(ds.data_vars)}")
+        da = ds[self.variable].transpose("member", "time", ...)
+        if self.labels is None:
+            d = int(np.prod(da.shape[2:], dtype=int))
+            self.labels = [self.variable] if d == 1 else [f"{self.variable}[{i}]"
+                                                          for i in range(d)]
+        return np.asarray(da).reshape(da.sizes["member"], da.sizes["time"], -1)
+
+    def initial_states(self, n, rng):
+        ds = self.system.simulate(n_samples=1, n_members=n, seed=int(rng.integers(2**31)),
+                                  progress=False, **self.params)
+        return self._states(ds)[:, -1]
+
+    def run(self, init, seed):
+        x0 = init[:, 0] if init.shape[1] == 1 else init
+        ds = self.system.simulate(n_members=len(init), x0=x0, seed=seed, **self.run_args,
+                                  **self.params)
+        return self._states(ds)

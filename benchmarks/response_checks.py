@@ -1,0 +1,116 @@
+"""Response from the score against perturbation ensembles: the tables of docs/response.md.
+
+1-D double well ``V = (1 - x^2)^2 / 4`` and tilted quartic ``V = x^4/4 - x^2/2 + 0.3 x``
+(``dx = -V'(x) dt + sqrt(2) dW``), 10^6 samples every 0.05 time units (100 runs of 500 time
+units). The truth: paired kicked ensembles (``xlangevin.perturbation_response``, 2000 member
+pairs, kick 0.1 standard deviations) of the exact dynamics (the simulator
+``xlangevin.systems.double_well``; for the tilted quartic the LangevinModel with the exact
+score and ``Phi = 1``). Against it, the fluctuation-dissipation response
+(``xlangevin.response``) with the exact score, the polynomial, KGMM and DSM scores fitted on
+the record, and the quasi-Gaussian approximation. Error: integrated
+relative error ``sum_t |R - R_true| / sum_t |R_true|`` over lags 0 .. 5 integrated
+autocorrelation times of x; moments are ``(x - <x>)^k``.
+
+Usage: python benchmarks/response_checks.py [--n 1000000] [--members 2000] [--figures DIR]
+"""
+
+import argparse
+import time
+import warnings
+
+import numpy as np
+import xarray as xr
+
+import xlangevin as xl
+from xlangevin.analysis import integrated_autocorrelation_time
+
+SYSTEMS = {"double well": lambda x: x - x**3, "tilted quartic": lambda x: x - x**3 - 0.3}
+OBSERVABLES = ("x", "x**2", "x**3", "x**4")
+
+
+def simulate(score, n, spacing=0.05, dt=0.001, members=100, seed=0):
+    """``n`` samples every ``spacing`` of ``dx = s(x) dt + sqrt(2) dW`` (Euler-Maruyama at
+    ``dt``, ``members`` independent runs end to end after a burn-in of 20 time units)."""
+    rng = np.random.default_rng(seed)
+    x = rng.normal(size=members)
+    per = n // members
+    every = int(round(spacing / dt))
+    for _ in range(int(20 / dt)):
+        x = x + dt * score(x) + np.sqrt(2 * dt) * rng.normal(size=members)
+    out = np.empty((per, members))
+    for i in range(per):
+        for _ in range(every):
+            x = x + dt * score(x) + np.sqrt(2 * dt) * rng.normal(size=members)
+        out[i] = x
+    data = out.T.reshape(members, per)
+    return xr.DataArray(data, dims=("member", "time"),
+                        coords={"time": np.arange(per) * spacing}, name="x")
+
+
+def exact_dynamics(name, data, score):
+    """The simulator of the double well; for the tilted quartic the LangevinModel
+    ``dx = s(x) dt + sqrt(2) dW`` (``Phi = 1``) on the data's feature space."""
+    if name == "double well":
+        return xl.systems.double_well
+    fitted = data.langevin.fit(score="gaussian", cdot="logm", n_keep=5000, seed=0,
+                               progress=False)
+    scale = fitted.space.scale[0]
+    return xl.LangevinModel([[1 / scale**2]], [[1 / scale]], [[-1.0]], lambda X: score(X),
+                            fitted.space, fitted.samples)
+
+
+def errors(estimate, truth):
+    out = {}
+    for name in OBSERVABLES:
+        r = estimate.response.sel(observable=f"{name}[x]").values.ravel()
+        p = truth.response.sel(observable=f"{name}[x]").values.ravel()
+        out[name] = float(np.abs(r - p).sum() / np.abs(p).sum())
+    return out
+
+
+def run(n, members, figures=None):
+    print("| system | score | R_x(0) | mean | x^2 | x^3 | x^4 | time |")
+    print("|---|---|---|---|---|---|---|---|")
+    for name, score in SYSTEMS.items():
+        data = simulate(score, n)
+        tau = float(integrated_autocorrelation_time(data.values.T).mean())   # samples
+        n_lags = int(np.ceil(5 * tau))
+        t0 = time.perf_counter()
+        truth = xl.perturbation_response(exact_dynamics(name, data, score), n_lags=n_lags,
+                                         dt=0.005, save_every=10, n_members=members, seed=1,
+                                         observables=OBSERVABLES)
+        t_truth = time.perf_counter() - t0
+        se = {o: float(np.sqrt((truth.response_stderr.sel(observable=f"{o}[x]") ** 2).sum())
+                       / np.abs(truth.response.sel(observable=f"{o}[x]")).sum())
+              for o in OBSERVABLES}
+        print(f"| {name} | perturbation (its MC error) | 1 | "
+              + " | ".join(f"{se[o]:.3f}" for o in OBSERVABLES) + f" | {t_truth:.0f} s |")
+        shown = {"perturbation": truth}
+        for label, s in (("exact", lambda X: score(X)), ("polynomial", "polynomial"),
+                         ("kgmm", "kgmm"), ("dsm", "dsm"), ("quasi-Gaussian", "gaussian")):
+            t0 = time.perf_counter()
+            with warnings.catch_warnings():
+                warnings.simplefilter("ignore", UserWarning)
+                R = xl.response(data, score=s, observables=OBSERVABLES, max_lag=n_lags,
+                                seed=0)
+            if label in ("kgmm", "quasi-Gaussian"):
+                shown[f"score: {label}"] = R
+            e = errors(R, truth)
+            print(f"| {name} | {label} | {R.response.values[0, 0, 0]:.3f} | "
+                  + " | ".join(f"{e[o]:.3f}" for o in OBSERVABLES)
+                  + f" | {time.perf_counter() - t0:.0f} s |", flush=True)
+        if figures:
+            xl.plot.responses(shown, path=f"{figures}/response_{name.replace(' ', '_')}.png")
+
+
+def main():
+    p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    p.add_argument("--n", type=int, default=1_000_000)
+    p.add_argument("--members", type=int, default=2000)
+    p.add_argument("--figures", default=None, help="folder for response_<system>.png")
+    args = p.parse_args()
+    run(args.n, args.members, args.figures)
+
+
+if __name__ == "__main__":
+    main()
