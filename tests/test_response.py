@@ -7,7 +7,7 @@ import scipy.linalg as sla
 import xarray as xr
 
 import xlangevin as xl
-from xlangevin.analysis.stats import lagged_cross_covariance
+from xlangevin.analysis.stats import lagged_cross_covariance, lagged_cross_sums
 from xlangevin.data import DataError
 
 A = np.array([[-1.0, -2.0], [1.0, -0.5]])        # non-normal and rotating: non-reversible
@@ -45,6 +45,11 @@ def test_lagged_cross_covariance_matches_the_direct_sums():
     for block in (1, 7, 1 << 15):                   # blocks shorter and longer than the lags
         got = lagged_cross_covariance(a, b, bounds, 20, block=block)
         np.testing.assert_allclose(got, sums / counts[:, None, None], atol=1e-14)
+    # split into batches by the origin t, in one pass: the batches add up to the whole
+    parts, n_parts = lagged_cross_sums(a, b, bounds, 20, [0, 137, 300, 500], block=7)
+    np.testing.assert_allclose(parts.sum(0), sums, atol=1e-12)
+    np.testing.assert_array_equal(n_parts.sum(0), counts)
+    assert n_parts[0, 0] == 137 and n_parts[1, 0] == 163
     with pytest.raises(ValueError, match="no sequence"):
         lagged_cross_covariance(a, b, bounds, 400)
 
@@ -121,6 +126,20 @@ def test_double_well_score_response_beats_the_quasi_gaussian(double_well):
                / np.abs(truth).sum() for k, v in (("score", R), ("gaussian", G))}
         print(name, err)
         assert err["score"] < 0.15 and err["gaussian"] > 2 * err["score"]
+
+
+def test_step_forcing_approaches_the_new_mean(ou):
+    """A unit step along e_0 from t = 0: delta<x>(t) = A^-1 (expm(A t) - I) e_0; the sum over
+    lags is first order in the lag step (0.05 here: error ~ h |R| / 2 ~ 0.03)."""
+    da, C = ou
+    R = xl.response(da, score=lambda X: -X @ np.linalg.inv(C), forcing=[1.0, 0.0],
+                    max_lag=120)
+    out = xl.linear_response.forced_response(R, np.ones(120))
+    t = out.time.values
+    exact = np.stack([np.linalg.solve(A, sla.expm(A * s) - np.eye(2))[:, 0] for s in t])
+    np.testing.assert_allclose(out.values, exact, atol=0.05)
+    with pytest.raises(ValueError, match="forcing must be finite"):
+        xl.linear_response.forced_response(R, np.ones((10, 3)))
 
 
 def test_bad_input(ou):

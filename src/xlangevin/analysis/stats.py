@@ -16,7 +16,7 @@ from __future__ import annotations
 import numpy as np
 
 __all__ = ["acf", "integrated_time_from_acf", "integrated_autocorrelation_time",
-           "effective_sample_size", "lagged_cross_covariance"]
+           "effective_sample_size", "lagged_cross_covariance", "lagged_cross_sums"]
 
 
 def acf(x, max_lag: int | None = None, axis: int = 0) -> np.ndarray:
@@ -128,26 +128,36 @@ def lagged_cross_covariance(a, b, bounds, max_lag: int, block: int = 1 << 15) ->
     after it), so the cost is O(n log(block + max_lag)) for all lags (never a loop over lags)
     and the memory is bounded by the block, not the record. Lags no sequence reaches raise
     ``ValueError``."""
+    sums, counts = lagged_cross_sums(a, b, bounds, max_lag, [0, len(a)], block)
+    return sums[0] / counts[0][:, None, None]
+
+
+def lagged_cross_sums(a, b, bounds, max_lag: int, edges, block: int = 1 << 15):
+    """The sums behind :func:`lagged_cross_covariance`, split by the origin ``t`` into the
+    batches ``[edges[g], edges[g + 1])``: ``(sums (n_batches, max_lag + 1, p, q), counts
+    (n_batches, max_lag + 1))``, in one pass (a pair whose later sample lies in the next batch
+    counts in its origin's batch)."""
     a = np.asarray(a, dtype=np.float64)
     b = np.asarray(b, dtype=np.float64)
     a, b = a - a.mean(0), b - b.mean(0)
-    sums = np.zeros((max_lag + 1, a.shape[1], b.shape[1]))
-    counts = np.zeros(max_lag + 1)
+    edges = np.asarray(edges)
+    sums = np.zeros((len(edges) - 1, max_lag + 1, a.shape[1], b.shape[1]))
+    counts = np.zeros((len(edges) - 1, max_lag + 1))
     for start, stop in zip(bounds[:-1], bounds[1:]):
-        n = int(stop - start)
-        if n < 1:
+        if stop - start < 1:
             continue
-        k = min(max_lag, n - 1)
-        for t0 in range(0, n, block):
-            t1 = min(t0 + block, n)
-            sums[:k + 1] += _block_cross_sums(a[start + t0:start + min(t1 + k, n)],
-                                              b[start + t0:start + t1], k)
-        counts[:k + 1] += n - np.arange(k + 1)
-    if counts[-1] == 0:
+        k = min(max_lag, int(stop - start) - 1)
+        inner = edges[(edges > start) & (edges < stop)]
+        cuts = np.union1d(np.union1d(np.arange(start, stop, block), inner), [stop])
+        for t0, t1 in zip(cuts[:-1], cuts[1:]):
+            g = int(np.searchsorted(edges, t0, side="right")) - 1
+            sums[g, :k + 1] += _block_cross_sums(a[t0:min(t1 + k, stop)], b[t0:t1], k)
+            counts[g, :k + 1] += np.maximum(np.minimum(t1, stop - np.arange(k + 1)) - t0, 0)
+    if counts.sum(0)[-1] == 0:
         raise ValueError(f"no sequence of the record is longer than max_lag = {max_lag} "
                          f"samples (the longest has {int(np.max(np.diff(bounds)))}); give "
                          "fewer lags")
-    return sums / counts[:, None, None]
+    return sums, counts
 
 
 def _block_cross_sums(a, b, k_max):
@@ -156,10 +166,11 @@ def _block_cross_sums(a, b, k_max):
     from scipy.fft import irfft, next_fast_len, rfft
 
     nfft = next_fast_len(len(b) + k_max)          # >= len(a): no index m + k wraps around
-    fb = np.conj(rfft(b, n=nfft, axis=0))
+    fb = np.conj(rfft(b, n=nfft, axis=0, workers=-1))
     out = np.empty((k_max + 1, a.shape[1], b.shape[1]))
     step = max(1, int(2**23 // (nfft * b.shape[1])))
     for i in range(0, a.shape[1], step):
-        fa = rfft(a[:, i:i + step], n=nfft, axis=0)
-        out[:, i:i + step] = irfft(fa[:, :, None] * fb[:, None, :], n=nfft, axis=0)[:k_max + 1]
+        fa = rfft(a[:, i:i + step], n=nfft, axis=0, workers=-1)
+        out[:, i:i + step] = irfft(fa[:, :, None] * fb[:, None, :], n=nfft, axis=0,
+                                   workers=-1)[:k_max + 1]
     return out

@@ -20,15 +20,15 @@ from __future__ import annotations
 import numpy as np
 import xarray as xr
 
-from ..analysis.stats import lagged_cross_covariance
+from ..analysis.stats import lagged_cross_sums
 from ..base import provenance
 from ..data import DataError, feature_data
 from ..data.timeaxis import time_units
 from ..score import score_estimator
 from .observables import observable_functions
 
-__all__ = ["response", "forcing_directions", "conjugate_observables", "evaluate_observables",
-           "response_dataset"]
+__all__ = ["response", "forced_response", "forcing_directions", "conjugate_observables",
+           "evaluate_observables", "response_dataset"]
 
 
 def forcing_directions(forcing, d: int):
@@ -136,34 +136,27 @@ def response(data, score="gaussian", forcing=None, observables=("x",), max_lag=N
     functions = observable_functions(observables, X.mean(0))
     labels = [str(v) for v in space.feature_labels()]
     values, names, components = evaluate_observables(functions, X, labels)
-    R = -lagged_cross_covariance(values, B, bounds, int(max_lag))
+    edges = np.linspace(0, n, max(int(n_batches), 1) + 1).astype(int)
+    sums, counts = lagged_cross_sums(values, B, bounds, int(max_lag), edges)
+    R = -sums.sum(0) / counts.sum(0)[:, None, None]
     attrs = provenance(None, score_method=method, n_samples=int(n),
                        stein_correction=bool(stein_correction), n_batches=int(n_batches),
                        formula="R(t) = -Cov(A(x(t)), div u + u . s(x(0)))")
     ds = response_dataset(R, np.arange(R.shape[0]) * float(space.dt), time_units(space),
                           labels, names, components, forcing, attrs)
     if n_batches > 1:
-        ds["response_stderr"] = (("lag", "observable", "forcing"),
-                                 _batch_stderr(values, B, bounds, int(max_lag), int(n_batches)))
+        ds["response_stderr"] = (("lag", "observable", "forcing"), _batch_stderr(sums, counts))
     return ds
 
 
-def _batch_stderr(values, B, bounds, max_lag, n_batches):
-    """Standard error of ``R`` from the spread of its estimates on ``n_batches`` contiguous
-    batches of the record (each cut further at the sequence bounds)."""
-    n = len(values)
-    edges = np.linspace(0, n, n_batches + 1).astype(int)
-    cuts = np.union1d(bounds, edges)
-    estimates = []
-    for lo, hi in zip(edges[:-1], edges[1:]):
-        local = cuts[(cuts >= lo) & (cuts <= hi)] - lo
-        try:
-            estimates.append(-lagged_cross_covariance(values[lo:hi], B[lo:hi], local, max_lag))
-        except ValueError:              # a batch shorter than the lags: no estimate from it
-            continue
-    if len(estimates) < 2:
-        return np.full((max_lag + 1, values.shape[1], B.shape[1]), np.nan)
-    return np.std(estimates, axis=0, ddof=1) / np.sqrt(len(estimates))
+def _batch_stderr(sums, counts):
+    """Standard error of ``R`` from the spread of its estimates on the batches (those that
+    reach every lag)."""
+    full = counts[:, -1] > 0
+    if full.sum() < 2:
+        return np.full(sums.shape[1:], np.nan)
+    estimates = -sums[full] / counts[full][:, :, None, None]
+    return np.std(estimates, axis=0, ddof=1) / np.sqrt(full.sum())
 
 
 def evaluate_observables(functions, X, labels):
@@ -202,3 +195,31 @@ def response_dataset(R, lags, units, labels, names, components, forcing, attrs):
         ds["direction"] = (("forcing", "feature"), U)
         ds = ds.assign_coords(feature=labels)
     return ds
+
+
+def forced_response(R: xr.Dataset, forcing) -> xr.DataArray:
+    """``delta<A>(t) = sum_j int_0^t R_j(t') f_j(t - t') dt'`` for forcing amplitudes ``f``
+    (per unit ``eps``) sampled at the lag step ``h`` of ``R`` from the moment they start: an
+    array (n_t,) for a single forcing of ``R`` or (n_t, n_forcing). The integral is the sum
+    ``h sum_k w_k R(t_k) f(t_n - t_k)`` with ``w_0 = 1/2`` (the half step at the kick), ``w_k =
+    1`` otherwise: first order in ``h``; lags beyond those of ``R`` are cut. Returns (time,
+    observable): e.g. a step ``f = 1`` gives the approach to the new mean, a sine the periodic
+    response."""
+    f = np.asarray(forcing, dtype=np.float64)
+    f = f[:, None] if f.ndim == 1 else f
+    if f.ndim != 2 or f.shape[1] != R.sizes["forcing"] or not np.all(np.isfinite(f)):
+        raise ValueError(f"forcing must be finite, shaped (n_t,) or (n_t, {R.sizes['forcing']})"
+                         f" for the {R.sizes['forcing']} forcing(s) of R; got {np.shape(forcing)}")
+    step = float(R["lag"][1] - R["lag"][0]) if R.sizes["lag"] > 1 else 1.0
+    weights = np.ones(R.sizes["lag"])
+    weights[0] = 0.5
+    kernel = R["response"].values * weights[:, None, None] * step     # (lag, observable, forcing)
+    n_t = f.shape[0]
+    out = np.zeros((n_t, R.sizes["observable"]))
+    for k in range(min(R.sizes["lag"], n_t)):
+        out[k:] += f[:n_t - k] @ kernel[k].T
+    return xr.DataArray(out, dims=("time", "observable"),
+                        coords={"time": np.arange(n_t) * step, "observable": R["observable"]},
+                        name="forced_response",
+                        attrs={"long_name": "linear response of the observables' means",
+                               "units": "observable per unit forcing amplitude"})

@@ -31,7 +31,7 @@ def observable_functions(observables, mean) -> dict:
                 raise ValueError(f"unknown observable {item!r}: give one of {OBSERVABLE_NAMES} "
                                  "or a callable of (n, d) physical states")
             power = 1 if item == "x" else int(item[3:])
-            out[item] = (lambda X, k=power: X if k == 1 else (X - mean) ** k)
+            out[item] = (lambda X, k=power: X if k == 1 else _power(X - mean, k))
         elif callable(item):
             out[getattr(item, "__name__", f"observable{len(out)}")] = _checked(item)
         else:
@@ -39,6 +39,14 @@ def observable_functions(observables, mean) -> dict:
                             f"{type(item).__name__}")
     if not out:
         raise ValueError("give at least one observable")
+    return out
+
+
+def _power(d, k: int):
+    """``d ** k`` by repeated products (numpy's ``**`` with a float base calls ``pow``)."""
+    out = d.copy()
+    for _ in range(k - 1):
+        out *= d
     return out
 
 
