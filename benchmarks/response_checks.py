@@ -2,14 +2,15 @@
 
 1-D double well ``V = (1 - x^2)^2 / 4`` and tilted quartic ``V = x^4/4 - x^2/2 + 0.3 x``
 (``dx = -V'(x) dt + sqrt(2) dW``), 10^6 samples every 0.05 time units (100 runs of 500 time
-units). The truth: paired kicked ensembles (``xlangevin.perturbation_response``, 2000 member
-pairs, kick 0.1 standard deviations) of the exact dynamics (the simulator
-``xlangevin.systems.double_well``; for the tilted quartic the LangevinModel with the exact
-score and ``Phi = 1``). Against it, the fluctuation-dissipation response
-(``xlangevin.response``) with the exact score, the polynomial, KGMM and DSM scores fitted on
-the record, and the quasi-Gaussian approximation. Error: integrated
-relative error ``sum_t |R - R_true| / sum_t |R_true|`` over lags 0 .. 5 integrated
-autocorrelation times of x; moments are ``(x - <x>)^k``.
+units), and the reduced triad model with its multiplicative noise (``xlangevin.systems.triad``,
+10 runs of 10^5 samples every 0.05). The truth: paired kicked ensembles
+(``xlangevin.perturbation_response``, 2000 member pairs, kick 0.1 standard deviations) of the
+exact dynamics (the simulators ``xlangevin.systems.double_well`` and ``triad``; for the tilted
+quartic the LangevinModel with the exact score and ``Phi = 1``). Against it, the
+fluctuation-dissipation response (``xlangevin.response``) with the exact score, the
+polynomial, KGMM and DSM scores fitted on the record, and the quasi-Gaussian approximation.
+Error: integrated relative error ``sum_t |R - R_true| / sum_t |R_true|`` over lags 0 .. 5
+integrated autocorrelation times of x; moments are ``(x - <x>)^k``.
 
 Usage: python benchmarks/response_checks.py [--n 1000000] [--members 2000] [--figures DIR]
 """
@@ -24,7 +25,8 @@ import xarray as xr
 import xlangevin as xl
 from xlangevin.analysis import integrated_autocorrelation_time
 
-SYSTEMS = {"double well": lambda x: x - x**3, "tilted quartic": lambda x: x - x**3 - 0.3}
+SYSTEMS = {"double well": lambda x: x - x**3, "tilted quartic": lambda x: x - x**3 - 0.3,
+           "triad": lambda x: xl.systems.triad.score(x)}
 OBSERVABLES = ("x", "x**2", "x**3", "x**4")
 
 
@@ -50,8 +52,8 @@ def simulate(score, n, spacing=0.05, dt=0.001, members=100, seed=0):
 def exact_dynamics(name, data, score):
     """The simulator of the double well; for the tilted quartic the LangevinModel
     ``dx = s(x) dt + sqrt(2) dW`` (``Phi = 1``) on the data's feature space."""
-    if name == "double well":
-        return xl.systems.double_well
+    if name in ("double well", "triad"):
+        return getattr(xl.systems, name.replace(" ", "_"))
     fitted = data.langevin.fit(score="gaussian", cdot="logm", n_keep=5000, seed=0,
                                progress=False)
     scale = fitted.space.scale[0]
@@ -72,7 +74,9 @@ def run(n, members, figures=None):
     print("| system | score | R_x(0) | mean | x^2 | x^3 | x^4 | time |")
     print("|---|---|---|---|---|---|---|---|")
     for name, score in SYSTEMS.items():
-        data = simulate(score, n)
+        data = (simulate(score, n) if name != "triad" else
+                xl.systems.triad.simulate(n_samples=n // 10, dt=0.001, save_every=50,
+                                          n_members=10, seed=0, progress=False).x)
         tau = float(integrated_autocorrelation_time(data.values.T).mean())   # samples
         n_lags = int(np.ceil(5 * tau))
         t0 = time.perf_counter()
