@@ -40,8 +40,10 @@ class ScoreAccessor(_Accessor):
         (options ``p_min`` or ``n_clusters``, ``tol``,
         ``max_passes``, interpolator settings, see :class:`xlangevin.KGMM`), ``"dsm"``
         (denoising score matching, ``network="mlp" | "unet1d"``, :class:`xlangevin.DSM`),
-        ``"gmm"`` (plain Gaussian-mixture baseline, :class:`xlangevin.GMM`) or ``"gaussian"``
-        (the linear score of the fitted Gaussian, :class:`xlangevin.score.Gaussian`).
+        ``"gmm"`` (plain Gaussian-mixture baseline, :class:`xlangevin.GMM`), ``"polynomial"``
+        (a polynomial log-density by implicit score matching, closed form,
+        :class:`xlangevin.score.Polynomial`) or ``"gaussian"`` (the linear score of the fitted
+        Gaussian, :class:`xlangevin.score.Gaussian`).
         ``sigma`` is in standardized units; None keeps the estimator's default.
         Returns a :class:`xlangevin.ScoreModel` callable on data shaped like this object.
         """
@@ -63,7 +65,8 @@ class LangevinAccessor(_Accessor):
         ``score``: a :class:`xlangevin.ScoreModel`, a callable on (n, d) physical arrays (exact
         score), a numba-jitted ``f(x_row, out_row)``, or a method name fitted first (pass its
         options as ``score_options={...}``): ``"auto"`` (default, chosen on held-out data),
-        ``"kgmm"``, ``"gmm"``, ``"dsm"`` or ``"gaussian"`` (with ``cdot="logm"``: the LIM, see
+        ``"kgmm"``, ``"gmm"``, ``"dsm"``, ``"polynomial"`` or ``"gaussian"`` (with
+        ``cdot="logm"``: the LIM, see
         :func:`xlangevin.lim`). ``cdot``: ``"auto"`` (default), ``"lagged"``, ``"logm"`` or
         ``"finite_volume"``. Other options (``lags``, ``lag``,
         ``n_clusters``, ``p_min``, ``correction``, ``stein_samples``, ``eps``, ``n_keep``, ...)

@@ -31,10 +31,10 @@ from ..partition import BisectingPartition
 from ..score import score_estimator
 from .cdot import cdot_finite_volume, cdot_lagged, cdot_logm, lagged_covariances
 from .current import CurrentVelocity
-from .stationary_current import StationaryCurrent
 from .drift import as_score
 from .mobility import mobility_from_cdot, stein_matrix
 from .model import LangevinModel
+from .stationary_current import StationaryCurrent
 
 __all__ = ["EffectiveLangevin", "CDOT_ESTIMATORS"]
 
@@ -82,8 +82,8 @@ class EffectiveLangevin(Estimator):
     n_keep : data states (standardized, drawn at random) kept in the model for initial states and
         blow-up resets.
     score_options : options of the score estimator when ``fit`` is given a method name
-        (``"auto"``, ``"kgmm"``, ``"gmm"``, ``"dsm"``, ``"gaussian"``), e.g. ``{"sigma": 0.05,
-        "p_min": 0.001}`` for KGMM.
+        (``"auto"``, ``"kgmm"``, ``"gmm"``, ``"dsm"``, ``"gaussian"``, ``"polynomial"``), e.g.
+        ``{"sigma": 0.05, "p_min": 0.001}`` for KGMM.
     current_velocity : False (default): the drift is ``Phi s(x)`` with a constant ``Phi``. True
         or ``"mlp"``: the drift is ``Phi_S s(x) + v(x)`` with the current velocity ``v = j / p``
         learned from central differences by cells and an MLP (:mod:`xlangevin.dynamics.current`):
@@ -176,7 +176,8 @@ class EffectiveLangevin(Estimator):
         (exact score, physical units; enables the numba generation kernel), or a method name
         fitted first, on the same data, with ``score_options``: ``"auto"`` (default: the
         estimator chosen on a held-out block of the record, :class:`xlangevin.score.AutoScore`),
-        ``"kgmm"``, ``"gmm"``, ``"dsm"`` or ``"gaussian"`` (the linear baseline)."""
+        ``"kgmm"``, ``"gmm"``, ``"dsm"``, ``"polynomial"`` or ``"gaussian"`` (the linear
+        baseline)."""
         return super().fit(data, score=score)
 
     def _fit(self, features, score="auto") -> LangevinModel:
