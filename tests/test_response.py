@@ -103,6 +103,16 @@ def test_perturbation_of_the_exact_ou_simulator_is_expm():
         xl.perturbation_response(xl.systems.ou, n_lags=2, dt=0.1, save_every=5, A=A, B=B)
 
 
+def test_two_scale_lorenz96_kicks_the_slow_variables_only():
+    """The simulator's state is (x, y); the kick and the observables are on x alone, labelled
+    like the data layer labels x."""
+    P = xl.perturbation_response(xl.systems.lorenz96, n_lags=3, dt=0.0005, save_every=10,
+                                 forcing=[1.0, 0.0, 0.0, 0.0], n_members=4, seed=0)
+    assert list(P.observable.values) == [f"x[x[k={k}]]" for k in range(4)]
+    np.testing.assert_allclose(P.response.values[0, :, 0], [1.0, 0.0, 0.0, 0.0], atol=1e-12)
+    assert np.all(np.isfinite(P.response.values)) and P.lag.values[1] == pytest.approx(0.005)
+
+
 @pytest.fixture(scope="module")
 def double_well():
     ds = xl.systems.double_well.simulate(n_samples=200_000, dt=0.001, save_every=50, seed=0,

@@ -36,10 +36,11 @@ def perturbation_response(target, n_lags: int, dt, save_every: int = 1, forcing=
     Parameters
     ----------
     target : a fitted :class:`~xlangevin.LangevinModel` (members start from its kept data
-        states), or a simulator of :mod:`xlangevin.systems` whose state is the variable
-        ``variable`` (e.g. ``xlangevin.systems.double_well``, ``triad``, ``potential``): members
-        start from states after its default burn-in, and ``system_params`` go to its
-        ``simulate``.
+        states), or a simulator of :mod:`xlangevin.systems` (``double_well``, ``triad``,
+        ``potential``, ``ou``, ``lorenz96``, ...): members start from its states after its
+        default burn-in, ``system_params`` go to its ``simulate``, and only its variable
+        ``variable`` is kicked and observed (the two-scale Lorenz-96's fast ``y`` are carried
+        along unkicked).
     n_lags, dt, save_every : ``n_lags`` responses every ``save_every`` steps of ``dt`` (as in
         ``model.generate`` / ``simulate``), after the kick at lag 0.
     forcing : None (a unit direction per feature) or direction(s) (d,) / (m, d), physical units.
@@ -57,7 +58,8 @@ def perturbation_response(target, n_lags: int, dt, save_every: int = 1, forcing=
     runner = (_ModelRunner(target, dt, save_every, n_lags, backend)
               if isinstance(target, LangevinModel)
               else _SystemRunner(target, dt, save_every, n_lags, variable, system_params))
-    X0 = runner.initial_states(int(n_members), rng)
+    full = runner.initial_states(int(n_members), rng)
+    X0 = runner.observe(full)
     U, u, _ = forcing_directions(forcing, X0.shape[1])
     if u is not None:
         raise ValueError("perturbation_response takes constant forcing directions (a kick "
@@ -71,8 +73,9 @@ def perturbation_response(target, n_lags: int, dt, save_every: int = 1, forcing=
         eps_u = eps / max(np.linalg.norm(direction / scale), 1e-300)
         paths = []
         for sign in (1.0, -1.0):
-            start = X0 + sign * eps_u * direction
-            states = np.concatenate([start[:, None], runner.run(start, noise_seed)], axis=1)
+            start = full + sign * runner.embed(eps_u * direction)
+            states = np.concatenate([runner.observe(start)[:, None],
+                                     runner.run(start, noise_seed)], axis=1)
             paths.append(np.stack([evaluate_observables(functions, step, runner.labels)[0]
                                    for step in states.transpose(1, 0, 2)], axis=1))
         diff = (paths[0] - paths[1]) / (2 * eps_u)                 # (member, lag, observable)
@@ -104,6 +107,12 @@ class _ModelRunner:
         samples = self.model.samples
         return self.space.to_physical(samples[rng.integers(len(samples), size=n)])
 
+    def observe(self, states):
+        return states
+
+    def embed(self, kick):
+        return kick
+
     def run(self, init, seed):
         sim = self.model.generate(init=init, n_members=len(init), seed=seed, **self.run_args)
         return np.stack([np.asarray(self.space.transform(sim.isel(member=i), standardize=False))
@@ -111,8 +120,9 @@ class _ModelRunner:
 
 
 class _SystemRunner:
-    """Paired members of a simulator of :mod:`xlangevin.systems` (its variable ``variable``
-    is the whole state)."""
+    """Paired members of a simulator of :mod:`xlangevin.systems`. Its state (its ``x0``) is
+    the concatenation of its output variables, flattened in order (e.g. the two-scale
+    Lorenz-96's slow ``x`` then fast ``y``); ``variable`` is the observed, kicked part."""
 
     def __init__(self, system, dt, save_every, n_lags, variable, params):
         if not callable(getattr(system, "simulate", None)):
@@ -128,26 +138,55 @@ class _SystemRunner:
                                                  progress=False).items() if k in accepts}
         self.lag_step = float(dt) * int(save_every)
         self.units = "time units of the system"
-        self.labels = None
+        self.labels = self.span = self.size = None
 
-    def _states(self, ds):
+    def _full(self, ds):
+        """(member, time, D) states: the time-dependent variables flattened and joined."""
         if self.variable not in ds:
             raise ValueError(f"the simulator has no variable {self.variable!r}; its "
                              f"variables are {list(ds.data_vars)}")
-        da = ds[self.variable].transpose("member", "time", ...)
-        if self.labels is None:
-            d = int(np.prod(da.shape[2:], dtype=int))
-            self.labels = [self.variable] if d == 1 else [f"{self.variable}[{i}]"
-                                                          for i in range(d)]
-        return np.asarray(da).reshape(da.sizes["member"], da.sizes["time"], -1)
+        parts, start = [], 0
+        for name, da in ds.data_vars.items():
+            if "time" not in da.dims:
+                continue
+            da = da.transpose("member", "time", ...)
+            part = np.asarray(da).reshape(da.sizes["member"], da.sizes["time"], -1)
+            if name == self.variable and self.span is None:
+                self.span = slice(start, start + part.shape[2])
+                self.labels = _labels(da)
+            parts.append(part)
+            start += part.shape[2]
+        return np.concatenate(parts, axis=2)
+
+    def observe(self, states):
+        return states[..., self.span]
+
+    def embed(self, kick):
+        full = np.zeros(self.size)
+        full[self.span] = kick
+        return full
 
     def initial_states(self, n, rng):
         ds = self.system.simulate(n_samples=1, n_members=n, seed=int(rng.integers(2**31)),
                                   progress=False, **self.params)
-        return self._states(ds)[:, -1]
+        full = self._full(ds)[:, -1]
+        self.size = full.shape[1]
+        return full
 
     def run(self, init, seed):
         x0 = init[:, 0] if init.shape[1] == 1 else init
         ds = self.system.simulate(n_members=len(init), x0=x0, seed=seed, **self.run_args,
                                   **self.params)
-        return self._states(ds)
+        return self.observe(self._full(ds))
+
+
+def _labels(da) -> list:
+    """Feature labels of a (member, time, ...) variable in the data layer's style, ``x[k=2]``
+    (:meth:`~xlangevin.data.FeatureSpace.feature_labels`), so that the labels of a simulator's
+    response match those of its data."""
+    dims = list(da.dims[2:])
+    if not dims:
+        return [str(da.name)]
+    coords = [da[d].values if d in da.coords else np.arange(da.sizes[d]) for d in dims]
+    return [f"{da.name}[" + ", ".join(f"{d}={c[i]}" for d, c, i in zip(dims, coords, idx)) + "]"
+            for idx in np.ndindex(*[da.sizes[d] for d in dims])]
