@@ -76,6 +76,25 @@ def test_quasi_gaussian_is_c_tau_c0_inverse(ou):
         np.testing.assert_allclose(R.response.values[k], Ck @ np.linalg.inv(C0), atol=1e-10)
 
 
+def test_quasi_gaussian_errors_match_bartlett_for_an_ar1():
+    """AR(1), phi = 0.9, 10^5 samples: the quasi-Gaussian response is r_k ~ phi^k; its
+    batch-means error and Bartlett's AR(1) band agree within a factor 2 (ten batches give the
+    former to ~25 %), and the estimate lies within four bands of phi^k."""
+    rng = np.random.default_rng(0)
+    phi, n = 0.9, 100_000
+    noise = rng.normal(size=n)
+    x = np.empty(n)
+    x[0] = noise[0] / np.sqrt(1 - phi**2)
+    for t in range(1, n):
+        x[t] = phi * x[t - 1] + noise[t]
+    R = xl.response(xr.DataArray(x, dims="time", coords={"time": np.arange(n) * 1.0},
+                                 name="x"), max_lag=30)
+    band = R.response_stderr_ar1.values[1:, 0]
+    ratio = R.response_stderr.values[1:, 0, 0] / band
+    assert np.all((ratio > 0.5) & (ratio < 2.0))
+    assert np.all(np.abs(R.response.values[1:, 0, 0] - phi ** np.arange(1, 31)) < 4 * band)
+
+
 def test_perturbation_of_a_linear_model_is_its_propagator(ou):
     """With a Gaussian score the model is linear, so the paired kicked members differ by
     exactly ``(I + h A_model)^k`` times the kick: no Monte-Carlo error at all."""

@@ -28,7 +28,7 @@ from ..score import score_estimator
 from .observables import observable_functions
 
 __all__ = ["response", "forced_response", "forcing_directions", "conjugate_observables",
-           "evaluate_observables", "response_dataset"]
+           "evaluate_observables", "response_dataset", "ar1_null_stderr"]
 
 
 def forcing_directions(forcing, d: int):
@@ -115,7 +115,9 @@ def response(data, score="gaussian", forcing=None, observables=("x",), max_lag=N
     Returns
     -------
     xr.Dataset with ``response`` (lag, observable, forcing): ``R`` in units of the observable
-    per unit forcing and time, and its batch-means standard error ``response_stderr``; ``lag``
+    per unit forcing and time, and its batch-means standard error ``response_stderr`` (for
+    ``score="gaussian"`` with unit forcings also ``response_stderr_ar1`` (lag, feature), the
+    band of each feature's self-response under an AR(1) null model); ``lag``
     in the data's time units; ``observable`` labels ``name[feature]`` (coords
     ``observable_name``, ``component``); attrs: the score method, the Stein check
     ``stein_deviation = max |R_x(0) - u|`` (for constant forcings) and provenance.
@@ -145,8 +147,36 @@ def response(data, score="gaussian", forcing=None, observables=("x",), max_lag=N
     ds = response_dataset(R, np.arange(R.shape[0]) * float(space.dt), time_units(space),
                           labels, names, components, forcing, attrs)
     if n_batches > 1:
+        if method == "gaussian" and forcing is None:
+            # the quasi-Gaussian estimate is C(k) C(0)^-1 with the record's C(0): each batch
+            # uses its own C(0) too, whose errors cancel those of its C(k)
+            own = lagged_cross_sums(X, X, bounds, 0, edges)
+            C = (X - X.mean(0)).T @ (X - X.mean(0)) / n
+            sums = np.stack([sums[g] @ (C @ np.linalg.inv(own[0][g, 0] / own[1][g, 0]))
+                             if own[1][g, 0] > 0 else sums[g] for g in range(len(sums))])
         ds["response_stderr"] = (("lag", "observable", "forcing"), _batch_stderr(sums, counts))
+    if method == "gaussian" and forcing is None:
+        ds["response_stderr_ar1"] = (("lag", "feature"), ar1_null_stderr(X, bounds,
+                                                                          int(max_lag)),
+                                     {"long_name": "standard error of the quasi-Gaussian "
+                                      "self-response R_ii under an AR(1) null model"})
     return ds
+
+
+def ar1_null_stderr(X, bounds, max_lag: int) -> np.ndarray:
+    """Bartlett's standard error of the lag-``k`` autocorrelation of an AR(1) series with the
+    lag-one autocorrelation ``phi`` of each feature, over ``n`` samples (k = 0..max_lag):
+
+        var r_k = [(1 + phi^2)(1 - phi^(2k)) / (1 - phi^2) - 2 k phi^(2k)] / n,
+
+    the band of the quasi-Gaussian response of a feature to its own forcing, ``R_ii(k) =
+    r_k`` for one variable (Box, Jenkins & Reinsel, "Time Series Analysis", eq. 2.1.15)."""
+    rho = lagged_cross_sums(X, X, bounds, 1, [0, len(X)])
+    C = rho[0][0] / rho[1][0][:, None, None]
+    phi = np.clip(np.diag(C[1]) / np.diag(C[0]), -0.999999, 0.999999)
+    k = np.arange(max_lag + 1)[:, None]
+    var = ((1 + phi**2) * (1 - phi ** (2 * k)) / (1 - phi**2) - 2 * k * phi ** (2 * k))
+    return np.sqrt(np.maximum(var, 0.0) / len(X))
 
 
 def _batch_stderr(sums, counts):
