@@ -365,8 +365,13 @@ def test_generate_init():
 @pytest.mark.parametrize("backend", ["numba", "numpy"])
 def test_blowup_policy(backend):
     m = tiny_model()
+    # by default a run made of resets stops, naming the count and a stable dt
+    with pytest.warns(UserWarning, match="exceeds the Euler-Maruyama stability bound"), \
+            pytest.raises(BlowUpError, match=r"blow-up resets after .*stable up to"):
+        m.generate(50, 5.0, n_members=6, seed=0, backend=backend, progress=False)
     with pytest.warns(UserWarning, match="blow-up reset"):
-        sim = m.generate(50, 5.0, n_members=6, seed=0, backend=backend, progress=False)
+        sim = m.generate(50, 5.0, n_members=6, seed=0, backend=backend, progress=False,
+                         max_reset_fraction=None)
     assert sim.attrs["resets"] > 0
     assert sim.attrs["resets_per_member"].sum() == sim.attrs["resets"]
     assert np.all(np.abs((sim.values - m.space.mean) / m.space.scale) <= 10)
@@ -445,7 +450,7 @@ def test_numba_row_kernel_equals_numpy_callable(pot_model):
 def test_resets_identical_across_backends():
     """Blow-ups and resets happen at the same steps with the same data states in both loops."""
     m = tiny_model()
-    kw = dict(n_members=9, seed=2, progress=False, bound=2.5)
+    kw = dict(n_members=9, seed=2, progress=False, bound=2.5, max_reset_fraction=None)
     with pytest.warns(UserWarning):
         a = m.generate(80, 0.4, backend="numba", **kw)
     with pytest.warns(UserWarning):
@@ -560,3 +565,21 @@ def test_save_and_open(tmp_path, ou_small):
     with pytest.raises(ValueError, match="with_score"):
         lin2.generate(5, 0.01, progress=False)
     np.testing.assert_allclose(lin2.with_score(ou_score).Phi.values, lin.Phi.values)
+
+
+def test_stable_dt_of_a_linear_model_is_the_euler_maruyama_bound():
+    """For the Gaussian score the drift is linear, J = -Phi~ R^-1: the bound is
+    min -2 Re(lambda) / |lambda|^2 over its eigenvalues, exactly (central differences of a
+    linear map are exact)."""
+    rng = np.random.default_rng(0)
+    A = np.array([[-1.0, -2.0], [2.0, -1.0]])
+    x, out = np.zeros(2), np.empty((3000, 2))
+    for t in range(3000):
+        x = x + 0.05 * A @ x + np.sqrt(0.1) * rng.normal(size=2)
+        out[t] = x
+    model = EffectiveLangevin(seed=0, progress=False).fit(out * [1.0, 5.0], score="gaussian")
+    R = np.corrcoef(model.space.to_standard(out * [1.0, 5.0]).T)
+    lam = np.linalg.eigvals(-model.Phi_std @ np.linalg.inv(R))
+    assert model.stable_dt() == pytest.approx(np.min(-2 * lam.real / np.abs(lam) ** 2), rel=1e-6)
+    with pytest.warns(UserWarning, match="exceeds the Euler-Maruyama stability bound"):
+        model.generate(2, 2 * model.stable_dt(), progress=False, max_reset_fraction=None)

@@ -79,12 +79,14 @@ class Noise:
 
 
 def run_ensemble(stepper, x, samples, noise, rng_reset, writer, *, n_steps, burn_in, dt,
-                 save_every, chunk_steps, bound, raise_on_blowup, progress) -> np.ndarray:
+                 save_every, chunk_steps, bound, raise_on_blowup, progress,
+                 max_resets=None, advice="") -> np.ndarray:
     """Integrate ``x`` (m, d, modified in place) for ``burn_in`` then ``n_steps`` steps of
     ``dt``, in chunks of ``chunk_steps``; every ``save_every``-th state of the run goes to
     ``writer``. A member that leaves ``|x~_i| <= bound`` (None: finiteness only) or becomes
     non-finite is reset to a random row of ``samples`` or, with ``raise_on_blowup``, stops the
-    run with :class:`BlowUpError`. Returns the resets per member."""
+    run with :class:`BlowUpError`; more than ``max_resets`` resets in all stop it too (the
+    message ends with ``advice``; nothing is written). Returns the resets per member."""
     m, d = x.shape
     mode = 1 if raise_on_blowup else 0
     bnd = np.finfo(x.dtype).max if bound is None else float(bound)
@@ -107,6 +109,12 @@ def run_ensemble(stepper, x, samples, noise, rng_reset, writer, *, n_steps, burn
                 stepper(x, eta, dt, bnd, mode, samples, pool, resets, frozen, out, g, se)
                 if mode == 1 and np.any(frozen >= 0):
                     _raise_blowup(frozen, phase, dt, bound)
+                if max_resets is not None and resets.sum() > max_resets:
+                    raise BlowUpError(
+                        f"{int(resets.sum())} blow-up resets after {g + n} of "
+                        f"{burn_in + n_steps} steps of {m} members (more than the allowed "
+                        f"{max_resets}, max_reset_fraction of all member-steps): the ensemble "
+                        f"would be made of reset states, not of the model's dynamics. {advice}")
                 if n_out:
                     writer.append(out)
                 g += n

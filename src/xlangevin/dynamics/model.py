@@ -62,6 +62,8 @@ __all__ = ["LangevinModel", "BlowUpError"]
 
 BACKENDS = ("auto", "numba", "numpy")
 DEFAULT_BOUND = 10.0
+#: ``generate`` stops when blow-up resets exceed this share of all member-steps
+DEFAULT_MAX_RESET_FRACTION = 1e-3
 #: the current-velocity fields by the ``kind`` stored in a model file
 CURRENT_FIELDS = {"mlp": CurrentField, "polynomial": PolynomialCurrentField}
 
@@ -242,11 +244,13 @@ class LangevinModel(Model):
                         np.dtype("float64"))),
         "progress": Flag(),
         "chunk_steps": Interval(1, None, integer=True, optional=True),
+        "max_reset_fraction": Interval(0, 1, optional=True),
     }
 
     def generate(self, n_steps, dt, save_every=1, n_members=1, burn_in=0, init=None, seed=None,
                  on_blowup="reset", bound=DEFAULT_BOUND, backend="auto", dtype="float64",
-                 progress=True, path=None, time_origin="data", chunk_steps=None):
+                 progress=True, path=None, time_origin="data", chunk_steps=None,
+                 max_reset_fraction=DEFAULT_MAX_RESET_FRACTION):
         """Integrate the model by Euler–Maruyama and return the ensemble as xarray.
 
         ``x~ <- x~ + dt Phi~ s~(x~) + sqrt(2 dt) Sigma~ eta`` in standardized units, all members
@@ -292,6 +296,11 @@ class LangevinModel(Model):
             (1-based) is at ``origin + (burn_in + k save_every) dt``.
         chunk_steps : steps per kernel call (default: as many as keep the noise buffer near
             16 MB).
+        max_reset_fraction : with ``on_blowup="reset"``, the run stops with
+            :class:`BlowUpError` (naming the count and a stable ``dt``) once the resets exceed
+            this share of all member-steps (default 1e-3); None accepts any number. Before the
+            run, a ``dt`` above the Euler-Maruyama stability bound of the drift's Jacobian
+            (:meth:`stable_dt`) gets a warning with the suggested step.
 
         Returns
         -------
@@ -310,12 +319,16 @@ class LangevinModel(Model):
         validate_params(dict(n_steps=n_steps, dt=dt, save_every=save_every,
                              n_members=n_members, burn_in=burn_in, on_blowup=on_blowup,
                              bound=bound, backend=backend, dtype=dtype, progress=progress,
-                             chunk_steps=chunk_steps), self._gen_table)
+                             chunk_steps=chunk_steps, max_reset_fraction=max_reset_fraction),
+                        self._gen_table)
         adapter = self._need_score()
         n_steps, save_every, m, burn_in = int(n_steps), int(save_every), int(n_members), \
             int(burn_in)
         dt, dtype = float(dt), np.dtype(dtype)
         stepper = self._stepper(adapter, backend, dtype)
+        advice = self._dt_advice(dt)
+        max_resets = None if max_reset_fraction is None or on_blowup == "raise" else int(
+            np.ceil(float(max_reset_fraction) * m * (n_steps + burn_in)))
         ss = np.random.SeedSequence(seed)
         noise_ss, init_ss, reset_ss = ss.spawn(3)
         x = np.ascontiguousarray(self._initial_states(init, m, np.random.default_rng(init_ss)),
@@ -331,7 +344,8 @@ class LangevinModel(Model):
                 noise_ss, dtype, n_threads()),
             np.random.default_rng(reset_ss), writer, n_steps=n_steps, burn_in=burn_in, dt=dt,
             save_every=save_every, chunk_steps=chunk_steps, bound=bound,
-            raise_on_blowup=on_blowup == "raise", progress=progress)
+            raise_on_blowup=on_blowup == "raise", progress=progress, max_resets=max_resets,
+            advice=advice)
         attrs["resets"] = int(resets.sum())
         attrs["resets_per_member"] = resets
         if attrs["resets"]:
@@ -339,6 +353,33 @@ class LangevinModel(Model):
                           f" of {m} member(s) (|x~| > {bound} standard deviations or non-finite):"
                           " reduce dt or check the model", stacklevel=2)
         return writer.close(attrs)
+
+    def stable_dt(self, n_states: int = 200, seed: int = 0) -> float:
+        """Largest stable Euler-Maruyama step of the drift, ``min -2 Re(lambda) / |lambda|^2``
+        over the eigenvalues ``lambda`` with ``Re(lambda) < 0`` of the drift's Jacobian
+        (standardized units, central differences) at up to ``n_states`` kept data states (an
+        explicit step is stable for a linear drift ``J x`` iff ``|1 + dt lambda| < 1`` for every
+        eigenvalue); ``inf`` when no direction contracts. Steps of half of it are safe."""
+        rng = np.random.default_rng(seed)
+        X = self.samples[rng.choice(len(self.samples), min(n_states, len(self.samples)),
+                                    replace=False)]
+        h = 1e-4
+        J = np.stack([(self._drift_std(X + h * e) - self._drift_std(X - h * e)) / (2 * h)
+                      for e in np.eye(self.dim)], axis=2)           # (n, i, j) = d f_i / d x_j
+        J = J[np.all(np.isfinite(J), axis=(1, 2))]
+        lam = np.linalg.eigvals(J).ravel() if len(J) else np.empty(0)
+        lam = lam[np.isfinite(lam) & (lam.real < 0)]
+        return float(np.min(-2 * lam.real / np.abs(lam) ** 2)) if lam.size else float("inf")
+
+    def _dt_advice(self, dt) -> str:
+        """Warn when ``dt`` exceeds the stability bound; the advice for a blow-up message."""
+        bound = self.stable_dt()
+        if dt > bound:
+            warnings.warn(f"dt = {dt:g} exceeds the Euler-Maruyama stability bound {bound:.3g} "
+                          f"of this model's drift (model.stable_dt()); use dt <= {bound / 2:.3g}",
+                          stacklevel=3)
+        return (f"Use a smaller dt (stable up to {bound:.3g}; {bound / 2:.3g} is safe), a "
+                f"different score, or max_reset_fraction=None to accept the resets.")
 
     def _stepper(self, adapter, backend, dtype):
         """The Euler-Maruyama stepper of ``backend`` for this drift (``"auto"``: numba when
