@@ -354,12 +354,15 @@ class LangevinModel(Model):
                           " reduce dt or check the model", stacklevel=2)
         return writer.close(attrs)
 
-    def stable_dt(self, n_states: int = 200, seed: int = 0) -> float:
+    def stable_dt(self, n_states: int | None = None, seed: int = 0) -> float:
         """Largest stable Euler-Maruyama step of the drift, ``min -2 Re(lambda) / |lambda|^2``
         over the eigenvalues ``lambda`` with ``Re(lambda) < 0`` of the drift's Jacobian
         (standardized units, central differences) at up to ``n_states`` kept data states (an
         explicit step is stable for a linear drift ``J x`` iff ``|1 + dt lambda| < 1`` for every
-        eigenvalue); ``inf`` when no direction contracts. Steps of half of it are safe."""
+        eigenvalue); ``inf`` when no direction contracts. Steps of half of it are safe.
+        ``n_states`` defaults to ``2000 / d`` between 8 and 200 (2 d drift evaluations each)."""
+        if n_states is None:
+            n_states = int(np.clip(2000 // self.dim, 8, 200))
         rng = np.random.default_rng(seed)
         X = self.samples[rng.choice(len(self.samples), min(n_states, len(self.samples)),
                                     replace=False)]
