@@ -185,7 +185,8 @@ def test_embedded_oscillator_end_to_end():
     assert model.Phi_A.dims == ("feature_i", "feature_j")
     assert float(np.abs(model.Phi_A).max()) > 0.3 * float(np.abs(model.Phi).max())
     assert model.Phi.attrs["units"] == "(m)^2 / (s)"
-    run = dict(n_steps=2 * 2000, dt=0.25, save_every=2, n_members=4, seed=0, progress=False)
+    # dt = 0.125: at 0.25 the embedded model's resets pass generate's 0.1 % cap
+    run = dict(n_steps=4 * 2000, dt=0.125, save_every=4, n_members=4, seed=0, progress=False)
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
         sim = model.generate(**run)

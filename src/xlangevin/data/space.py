@@ -26,7 +26,7 @@ import xarray as xr
 
 from .._version import __version__
 from ..io import json_default
-from .checks import DataError, is_dask
+from .checks import DataError, constant_features, is_dask
 from .timeaxis import grid_positions, irregular_steps_error, sample_coordinate, time_info
 
 __all__ = ["FeatureSpace", "VariableLayout"]
@@ -132,10 +132,11 @@ class FeatureSpace:
         space._check_size(ds)
         if not standardize:
             return space
-        mean, std = space._moments(ds)
-        zero = np.flatnonzero(~(std > 1e-12 * np.maximum(1.0, np.abs(mean))))
+        mean, std, low, high = space._moments(ds)
+        zero = np.flatnonzero(constant_features(low, high) | ~(std > 0))  # or underflowed
         if zero.size:
-            raise DataError(f"{zero.size} constant feature(s) (zero standard deviation): "
+            raise DataError(f"{zero.size} constant feature(s) (values equal up to float64 "
+                            "rounding, relative to their magnitude): "
                             f"{', '.join(space.feature_labels()[i] for i in zero[:5])}"
                             f"{' ...' if zero.size > 5 else ''}; drop them (e.g. "
                             "data.isel(...)) or pass standardize=False")
@@ -259,23 +260,24 @@ class FeatureSpace:
                                 f"data.interpolate_na({self.sample_dim!r}))")
 
     def _moments(self, ds):
-        """Per-feature mean and std (population), as chunk-wise sums for dask input."""
-        means, stds = [], []
+        """Per-feature mean, std (population), minimum and maximum (float64), as chunk-wise
+        reductions (one compute per block) for dask input."""
+        out = []
         for block in self._blocks(ds):
             if is_dask(block):
                 import dask
 
-                s1 = block.astype(np.float64).sum(axis=0)
-                n = block.shape[0]
-                mu = s1 / n
-                var = ((block.astype(np.float64) - mu) ** 2).sum(axis=0) / n
-                mu, var = dask.compute(mu, var)
+                b = block.astype(np.float64)
+                mu = b.sum(axis=0) / block.shape[0]
+                var = ((b - mu) ** 2).sum(axis=0) / block.shape[0]
+                mu, var, low, high = dask.compute(mu, var, b.min(axis=0), b.max(axis=0))
             else:
                 b = np.asarray(block, dtype=np.float64)
-                mu, var = b.mean(axis=0), b.var(axis=0)
-            means.append(np.asarray(mu))
-            stds.append(np.sqrt(np.asarray(var)))
-        return np.concatenate(means), np.concatenate(stds)
+                mu, var, low, high = b.mean(axis=0), b.var(axis=0), b.min(axis=0), b.max(axis=0)
+            out.append([np.asarray(mu), np.sqrt(np.asarray(var)), np.asarray(low),
+                        np.asarray(high)])
+        mean, std, low, high = (np.concatenate(parts) for parts in zip(*out))
+        return mean, std, low, high
 
     # ---------------------------------------------------------------------------------------
     def transform(self, data, standardize: bool | None = None, check: bool = True):

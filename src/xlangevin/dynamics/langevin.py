@@ -20,15 +20,18 @@ FeatureSpace (a nested estimator). The result is a :class:`~xlangevin.LangevinMo
 from __future__ import annotations
 
 import json
+import math
 import warnings
 
 import numpy as np
 import scipy.linalg as sla
 
 from ..base import Estimator, Flag, Interval, OneOf, Options, Seed, provenance
+from ..data.checks import require_samples
 from ..data.timeaxis import time_units
 from ..partition import BisectingPartition
-from ..score import score_estimator
+from ..score import AutoScore, score_estimator
+from ..score.kgmm import MIN_SAMPLES as CELL_RULE_MIN_SAMPLES
 from .cdot import cdot_finite_volume, cdot_lagged, cdot_logm, lagged_covariances
 from .current import CurrentVelocity
 from .drift import as_score
@@ -47,6 +50,11 @@ CDOT_AUTO_ORDER = ("lagged", "logm", "finite_volume")
 #: mobility dominated by its antisymmetric part is the mark of a Cdot(0) estimate that the
 #: data's finite sampling interval has spoiled, docs/cdot_estimators.md)
 MAX_ANTISYMMETRY = 100.0
+#: the Cdot(0) estimators average pairs of samples k steps apart within the record's sequences
+#: (k up to the largest lag; 3 for ``cdot="auto"``, whose check fits C(1..3)): at least this
+#: many pairs at the largest k, or the covariances C(k) whose differences make Cdot(0) carry a
+#: relative error of 10 % (1/sqrt(pairs)) or more
+MIN_LAG_PAIRS = 100
 
 
 def _lags_ok(lags) -> bool:
@@ -185,6 +193,7 @@ class EffectiveLangevin(Estimator):
         rng = np.random.default_rng(self.seed)
         space, X, bounds = features.space, np.asarray(features.X, np.float64), features.bounds
         n, d = X.shape
+        self._require_length(n, bounds, score)
         if isinstance(score, str):
             score = self._fit_score(features, score, rng)
         adapter = as_score(score, space)
@@ -225,6 +234,37 @@ class EffectiveLangevin(Estimator):
         return LangevinModel(Phi, mob.Sigma, V, score, space, X[np.sort(keep)], cdot=cdot,
                              cdot_estimator=cdot_name, cdot_diagnostics=diag, clip=mob.clip,
                              attrs=attrs, time_origin=features.time_origin, current=current)
+
+    def _require_length(self, n, bounds, score):
+        """:class:`~xlangevin.data.DataError` unless the record has the samples this fit needs:
+        :data:`MIN_LAG_PAIRS` lagged pairs for Cdot(0); for ``cdot="finite_volume"`` with the
+        automatic ``p_min`` (``20 / n``, as KGMM's) the cells of KGMM's minimum record; for a
+        score fitted by name, that estimator's minimum (``"auto"``: KGMM's on its training
+        part). The largest need is reported, with its reason."""
+        longest = int(np.max(self.lags))
+        k = {"lagged": longest, "auto": max(longest, self.lag, 3)}.get(self.cdot, self.lag)
+        pairs = int(np.sum(np.maximum(np.diff(bounds) - k, 0)))
+        needs = [(n + max(MIN_LAG_PAIRS - pairs, 0),
+                  f"its Cdot(0) estimate averages pairs of samples up to {k} steps apart within "
+                  f"the record's sequences and needs at least {MIN_LAG_PAIRS} of them")]
+        if self.cdot == "finite_volume" and self.n_clusters is None and self.p_min is None:
+            needs.append((CELL_RULE_MIN_SAMPLES, "the finite-volume Cdot(0) partition with the "
+                          "automatic p_min = 20/n needs about 7 cells of ~20 samples; or pass "
+                          "n_clusters / p_min"))
+        if isinstance(score, str):
+            estimator = score_estimator(score, **(self.score_options or {}))
+            if isinstance(estimator, AutoScore):
+                if estimator.candidates is None or "kgmm" in estimator.candidates:
+                    share = 1.0 - estimator.holdout
+                    needs.append((math.ceil(CELL_RULE_MIN_SAMPLES / share - 1e-9),
+                                  f"score='auto' fits its candidates, KGMM among them, on the "
+                                  f"first {share:.0%} of the record, and KGMM needs "
+                                  f"{CELL_RULE_MIN_SAMPLES} samples (about 7 cells of ~20)"))
+            elif hasattr(estimator, "sample_requirement"):
+                needed, why = estimator.sample_requirement()
+                needs.append((needed, f"its score, {type(estimator).__name__}, needs them: {why}"))
+        needed, why = max(needs, key=lambda need: need[0])
+        require_samples(n, needed, "EffectiveLangevin", why)
 
     def _cdot_options(self, which):
         if which == "lagged":

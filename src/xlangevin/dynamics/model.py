@@ -346,13 +346,7 @@ class LangevinModel(Model):
             save_every=save_every, chunk_steps=chunk_steps, bound=bound,
             raise_on_blowup=on_blowup == "raise", progress=progress, max_resets=max_resets,
             advice=advice)
-        attrs["resets"] = int(resets.sum())
-        attrs["resets_per_member"] = resets
-        if attrs["resets"]:
-            warnings.warn(f"{attrs['resets']} blow-up reset(s) in {int(np.count_nonzero(resets))}"
-                          f" of {m} member(s) (|x~| > {bound} standard deviations or non-finite):"
-                          " reduce dt or check the model", stacklevel=2)
-        return writer.close(attrs)
+        return writer.close(_with_resets(attrs, resets, bound))
 
     def stable_dt(self, n_states: int | None = None, seed: int = 0) -> float:
         """Largest stable Euler-Maruyama step of the drift, ``min -2 Re(lambda) / |lambda|^2``
@@ -508,6 +502,17 @@ class LangevinModel(Model):
                 f" eig(Phi_S~)=[{ev.min():.3g}, {ev.max():.3g}] {antisym} "
                 f"|V~+I|={np.linalg.norm(self.V_std + np.eye(self.dim)):.3g}>")
 
+
+
+def _with_resets(attrs, resets, bound) -> dict:
+    """``attrs`` with the resets (total and per member), warned about when there are any."""
+    attrs["resets"] = int(resets.sum())
+    attrs["resets_per_member"] = resets
+    if attrs["resets"]:
+        warnings.warn(f"{attrs['resets']} blow-up reset(s) in {int(np.count_nonzero(resets))} "
+                      f"of {len(resets)} member(s) (|x~| > {bound} standard deviations or "
+                      "non-finite): reduce dt or check the model", stacklevel=3)
+    return attrs
 
 
 def _bad_init(init, m, d):

@@ -35,6 +35,7 @@ import xarray as xr
 
 from ..backends import resolve_backend
 from ..base import Estimator, Flag, Interval, OneOf, Seed, Sizes, provenance
+from ..data.checks import require_samples
 from ..partition import BisectingPartition
 from .cells import kgmm_cell_statistics
 from .interpolate import fit_interpolator
@@ -45,6 +46,24 @@ __all__ = ["KGMM"]
 #: the interpolator's step budget is STEPS_PER_NOISE / rho^2 (rho: relative noise of the cells);
 #: calibrated on 1-D records of 10^3 to 10^5 samples (docs/kgmm_small_samples.md)
 STEPS_PER_NOISE = 140.0
+#: the automatic p_min puts ~CELL_SAMPLES samples in a cell (``p_min = CELL_SAMPLES / n``)
+CELL_SAMPLES = 20
+#: the fewest samples for the automatic p_min: ``p_min = 20 / n = 0.1`` gives about 7 cells
+#: (``N_C ~ 0.7 / p_min``) of ~20 samples; fewer cells cannot shape a score, and below 40
+#: samples the rule would ask for ``p_min > 0.5``, i.e. no partition at all
+MIN_SAMPLES = 200
+#: the fewest samples with a given p_min / n_clusters: two cells of at least 10 samples
+MIN_SAMPLES_GIVEN = 20
+#: why :data:`MIN_SAMPLES`, and why :data:`MIN_SAMPLES_GIVEN` (the DataError messages)
+AUTO_WHY = (f"with the automatic p_min = {CELL_SAMPLES}/n it averages the data over cells of "
+            f"~{CELL_SAMPLES} samples and needs about 7 cells (N_C ~ 0.7/p_min = 0.035 n) to "
+            "shape a score; or pass p_min / n_clusters to choose the cells")
+GIVEN_WHY = "its partition needs at least two cells of at least 10 samples"
+
+
+def _p_min_rule(n: int) -> float:
+    """``max(1e-3, 20 / n)``, the formula of :meth:`KGMM.auto_p_min` (without its check)."""
+    return max(1e-3, CELL_SAMPLES / n)
 
 
 class KGMM(Estimator):
@@ -135,8 +154,19 @@ class KGMM(Estimator):
         ``N_C ~= min(700, 0.035 n)`` cells of >= ~20 samples (the median cell holds ~28).
         Measured at n = 2000 (docs/kgmm_small_samples.md): the cells then carry the data's
         information on the score (a cubic fitted to them is as accurate as cubic score
-        matching on the raw samples); fewer, heavier cells were worse."""
-        return max(1e-3, 20.0 / n)
+        matching on the raw samples); fewer, heavier cells were worse. Raises
+        :class:`~xlangevin.data.DataError` below :data:`MIN_SAMPLES` (200) samples: the rule
+        then gives fewer than ~7 cells (and above 0.5, no partition, below 40 samples)."""
+        require_samples(n, MIN_SAMPLES, "KGMM", AUTO_WHY)
+        return _p_min_rule(n)
+
+    def sample_requirement(self) -> tuple:
+        """``(fewest samples, why)`` for this estimator: :data:`MIN_SAMPLES` (200) with the
+        automatic p_min, :data:`MIN_SAMPLES_GIVEN` (20: two cells of 10) with p_min or
+        n_clusters given."""
+        if self.p_min is None and self.n_clusters is None:
+            return MIN_SAMPLES, AUTO_WHY
+        return MIN_SAMPLES_GIVEN, GIVEN_WHY
 
     @classmethod
     def auto_sigma(cls, n: int, d: int) -> float:
@@ -146,19 +176,17 @@ class KGMM(Estimator):
         cells of the bulk (~3.5 standardized units across per dimension) are then ~3.5
         sigma wide. In 1-D this is always 0.05 (measured best at n = 10^3 to 10^5); in 2-D
         0.12 at n = 2000 and 0.05 from n = 10^4; in 3-D/4-D 0.11/0.19 at n >= 2x10^4."""
-        n_cells = 0.7 / cls.auto_p_min(n, d)
+        n_cells = 0.7 / _p_min_rule(n)  # also for a short record with p_min given
         return float(max(0.05, n_cells ** (-1.0 / d)))
 
     def _resolve_sigma(self, n, d):
         return float(self.sigma) if self.sigma is not None else self.auto_sigma(n, d)
 
     def _resolve_p_min(self, n, d=1):
-        if self.n_clusters is not None:
-            p_min = 0.7 / self.n_clusters
-        elif self.p_min is not None:
-            p_min = float(self.p_min)
-        else:
-            p_min = self.auto_p_min(n, d)
+        if self.n_clusters is None and self.p_min is None:
+            return self.auto_p_min(n, d)  # DataError first when the record is too short
+        require_samples(n, MIN_SAMPLES_GIVEN, "KGMM", GIVEN_WHY)
+        p_min = 0.7 / self.n_clusters if self.n_clusters is not None else float(self.p_min)
         if p_min < 10.0 / n:
             raise ValueError(f"p_min = {p_min:.3g} asks for cells of fewer than 10 samples with "
                              f"n = {n}; use p_min >= {10.0 / n:.3g} (n_clusters <= "
@@ -169,8 +197,8 @@ class KGMM(Estimator):
         features = features.as_dtype(self.dtype)
         Y, (n, d) = features.X, features.X.shape
         rng = np.random.default_rng(self.seed)
+        p_min = self._resolve_p_min(n, d)  # first: it checks the record's length
         sigma = self._resolve_sigma(n, d)
-        p_min = self._resolve_p_min(n, d)
         partition = self._noisy_partition(Y, sigma, p_min, rng)
         stats = kgmm_cell_statistics(Y, sigma, partition, rng, tol=self.tol,
                                      stderr_tol=self.stderr_tol, mc_tol=self.mc_tol,
