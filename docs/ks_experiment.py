@@ -15,8 +15,9 @@ A plain script (``python docs/ks_experiment.py --quick --out ks_output``); ``mai
    (``max |V + I|``) and projected onto circulant matrices (translation invariance).
 4. mobility ``Phi = Cdot(0) V^{-1}`` with ``xlangevin.EffectiveLangevin`` on the whole record:
    (a) the finite-volume estimator with the global exit-rate correction (the paper's choice for
-   KS; ``--p-min`` sets the cells), (b) the library's default (lagged finite difference
-   extrapolated over lags 1-3). Both are reported. (c) With ``--current-velocity`` (default):
+   KS; ``--p-min`` sets the cells), (b) the library's default (``cdot="auto"``: it rejects
+   the lagged finite difference, whose Phi_S is clipped here, and takes a finite-volume
+   estimate). Both are reported. (c) With ``--current-velocity`` (default):
    the drift ``Phi_S s(x) + v(x)`` with the current velocity ``v`` learned from central
    differences (``current_velocity=True``, shift augmentation, docs/current_velocity.md) and
    ``Phi_S`` from the increments at ``--current-cdot-lag`` samples (default 2). The ensemble is
@@ -87,7 +88,7 @@ BASE = {
     "bins": 60,
     "bins_2d": 40,
     "hovmoller_time": 200.0,
-    "default_ensemble": True,    # also generate with the default (lagged) estimator's model
+    "default_ensemble": True,    # also generate with the default (cdot="auto") estimator's model
     "current_velocity": True,    # ensemble model: Phi_S s(x) + v(x) (docs/current_velocity.md)
     "current_cdot_lag": 2,       # its Phi_S from the increments over this many samples
     "current_order": 1,          # its central differences' extrapolation to zero lag
