@@ -170,3 +170,13 @@ def test_dask_input_uses_the_same_rule():
     Y[:, 0] = 0.1
     with pytest.raises(DataError, match="1 constant feature"):
         FeatureSpace.fit(lazy(Y))
+
+
+def test_auto_score_on_a_short_record_names_the_record_length():
+    """AutoScore itself checks the record first: the message counts the samples given (30),
+    not those of its training block; without KGMM among the candidates 30 samples do."""
+    X = np.random.default_rng(0).normal(size=(30, 1))
+    with pytest.raises(DataError, match=r"at least 250 samples, got 30"):
+        AutoScore(progress=False).fit(X)
+    model = AutoScore(candidates=("gaussian", "polynomial"), progress=False).fit(X)
+    assert model.attrs["selection"] in ("gaussian", "polynomial")

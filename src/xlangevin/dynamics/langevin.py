@@ -20,7 +20,6 @@ FeatureSpace (a nested estimator). The result is a :class:`~xlangevin.LangevinMo
 from __future__ import annotations
 
 import json
-import math
 import warnings
 
 import numpy as np
@@ -30,7 +29,7 @@ from ..base import Estimator, Flag, Interval, OneOf, Options, Seed, provenance
 from ..data.checks import require_samples
 from ..data.timeaxis import time_units
 from ..partition import BisectingPartition
-from ..score import AutoScore, score_estimator
+from ..score import score_estimator
 from ..score.kgmm import MIN_SAMPLES as CELL_RULE_MIN_SAMPLES
 from .cdot import cdot_finite_volume, cdot_lagged, cdot_logm, lagged_covariances
 from .current import CurrentVelocity
@@ -253,14 +252,7 @@ class EffectiveLangevin(Estimator):
                           "n_clusters / p_min"))
         if isinstance(score, str):
             estimator = score_estimator(score, **(self.score_options or {}))
-            if isinstance(estimator, AutoScore):
-                if estimator.candidates is None or "kgmm" in estimator.candidates:
-                    share = 1.0 - estimator.holdout
-                    needs.append((math.ceil(CELL_RULE_MIN_SAMPLES / share - 1e-9),
-                                  f"score='auto' fits its candidates, KGMM among them, on the "
-                                  f"first {share:.0%} of the record, and KGMM needs "
-                                  f"{CELL_RULE_MIN_SAMPLES} samples (about 7 cells of ~20)"))
-            elif hasattr(estimator, "sample_requirement"):
+            if hasattr(estimator, "sample_requirement"):
                 needed, why = estimator.sample_requirement()
                 needs.append((needed, f"its score, {type(estimator).__name__}, needs them: {why}"))
         needed, why = max(needs, key=lambda need: need[0])

@@ -21,6 +21,7 @@ choice and the rule are stored in the model's ``attrs`` (``selection``, ``select
 from __future__ import annotations
 
 import json
+import math
 import warnings
 from dataclasses import replace
 
@@ -32,7 +33,8 @@ from ..base import Estimator, Flag, Interval, Seed, provenance
 from .dsm import DSM
 from .gaussian import Gaussian
 from .gmm import GMM
-from .kgmm import KGMM
+from ..data.checks import require_samples
+from .kgmm import KGMM, MIN_SAMPLES
 from .polynomial import Polynomial
 from .model import (ScoreModel, field_dtype, field_from_arrays, field_to_arrays,
                     register_field)
@@ -152,9 +154,22 @@ class AutoScore(Estimator):
             raise ValueError(f"candidates must be a non-empty selection of {known}, got "
                              f"{self.candidates!r}")
 
+    def sample_requirement(self) -> tuple:
+        """``(fewest samples, why)``: with KGMM among the candidates, KGMM's minimum
+        (:data:`~xlangevin.score.kgmm.MIN_SAMPLES`) on the training part of the record."""
+        if self.candidates is None or "kgmm" in self.candidates:
+            share = 1.0 - self.holdout
+            return (math.ceil(MIN_SAMPLES / share - 1e-9),
+                    f"score='auto' fits its candidates, KGMM among them, on the first "
+                    f"{share:.0%} of the record, and KGMM needs {MIN_SAMPLES} samples (about 7 "
+                    "cells of ~20); or choose candidates without 'kgmm'")
+        return 20, "the candidates are compared on a held-out block of the record"
+
     def _fit(self, features) -> ScoreModel:
         features = features.in_memory()
         n = features.n_samples
+        needed, why = self.sample_requirement()
+        require_samples(n, needed, "AutoScore", why)
         if n < SHORT_RECORD:
             warnings.warn(f"a short record ({n} samples): the held-out choice of the score is "
                           "noisy and the score's tails are guesses; expect the model's "
