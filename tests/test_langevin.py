@@ -390,7 +390,9 @@ def test_bad_generate_arguments():
                           (dict(n_steps=5, dt=0.1, burn_in=2.5), "burn_in"),
                           (dict(n_steps=5, dt=0.1, on_blowup="ignore"), "on_blowup"),
                           (dict(n_steps=5, dt=0.1, backend="cuda"), "backend"),
-                          (dict(n_steps=5, dt=0.1, dtype="float16"), "dtype")]:
+                          (dict(n_steps=5, dt=0.1, dtype="float16"), "dtype"),
+                          (dict(n_steps=5, dt=0.1, seed="abc"), "seed must be"),
+                          (dict(n_steps=5, dt=0.1, seed=-1), "seed must be")]:
         with pytest.raises(ValueError, match=match):
             m.generate(progress=False, **kwargs)
     with pytest.raises(ValueError, match="backend='numba' needs"):
@@ -583,3 +585,10 @@ def test_stable_dt_of_a_linear_model_is_the_euler_maruyama_bound():
     assert model.stable_dt() == pytest.approx(np.min(-2 * lam.real / np.abs(lam) ** 2), rel=1e-6)
     with pytest.warns(UserWarning, match="exceeds the Euler-Maruyama stability bound"):
         model.generate(2, 2 * model.stable_dt(), progress=False, max_reset_fraction=None)
+
+
+def test_generate_takes_a_generator_as_seed():
+    m = tiny_model()
+    a = m.generate(5, 0.01, seed=np.random.default_rng(3), progress=False)
+    b = m.generate(5, 0.01, seed=np.random.default_rng(3), progress=False)
+    np.testing.assert_array_equal(a.values, b.values)

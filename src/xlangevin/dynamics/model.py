@@ -50,7 +50,7 @@ import xarray as xr
 from .. import io
 from ..backends import kernel
 from ..backends.euler_maruyama import n_threads
-from ..base import Flag, Interval, Model, OneOf, provenance, validate_params
+from ..base import Flag, Interval, Model, OneOf, Seed, provenance, validate_params
 from ..data import DataError, FeatureSpace
 from ..data.timeaxis import time_from_json, time_to_json, time_units
 from .current import CurrentField
@@ -245,6 +245,7 @@ class LangevinModel(Model):
         "progress": Flag(),
         "chunk_steps": Interval(1, None, integer=True, optional=True),
         "max_reset_fraction": Interval(0, 1, optional=True),
+        "seed": Seed(),
     }
 
     def generate(self, n_steps, dt, save_every=1, n_members=1, burn_in=0, init=None, seed=None,
@@ -278,8 +279,9 @@ class LangevinModel(Model):
             an array (n_members, d) or (d,) in physical units, or xarray shaped like the data
             (one state per member along ``member``, or a single state; with the sample dim the
             last sample is used).
-        seed : seed of all random draws (noise, initial states, resets); the seed sequence's
-            entropy is recorded in the attrs, so ``seed=None`` runs can be repeated too.
+        seed : seed of all random draws (noise, initial states, resets): None, a non-negative
+            integer or a ``numpy.random.Generator`` (an integer is drawn from it); the seed
+            sequence's entropy is recorded in the attrs, so ``seed=None`` runs can be repeated.
         on_blowup : a member that leaves ``bound`` or becomes non-finite is reset to a random
             data state (``"reset"``, counted in the attrs) or stops the run with
             :class:`BlowUpError` (``"raise"``).
@@ -319,8 +321,10 @@ class LangevinModel(Model):
         validate_params(dict(n_steps=n_steps, dt=dt, save_every=save_every,
                              n_members=n_members, burn_in=burn_in, on_blowup=on_blowup,
                              bound=bound, backend=backend, dtype=dtype, progress=progress,
-                             chunk_steps=chunk_steps, max_reset_fraction=max_reset_fraction),
-                        self._gen_table)
+                             chunk_steps=chunk_steps, max_reset_fraction=max_reset_fraction,
+                             seed=seed), self._gen_table)
+        if isinstance(seed, np.random.Generator):
+            seed = int(seed.integers(2**63))
         adapter = self._need_score()
         n_steps, save_every, m, burn_in = int(n_steps), int(save_every), int(n_members), \
             int(burn_in)
