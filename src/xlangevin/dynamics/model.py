@@ -279,9 +279,8 @@ class LangevinModel(Model):
             an array (n_members, d) or (d,) in physical units, or xarray shaped like the data
             (one state per member along ``member``, or a single state; with the sample dim the
             last sample is used).
-        seed : seed of all random draws (noise, initial states, resets): None, a non-negative
-            integer or a ``numpy.random.Generator`` (an integer is drawn from it); the seed
-            sequence's entropy is recorded in the attrs, so ``seed=None`` runs can be repeated.
+        seed : of all random draws (noise, initial states, resets): None, an integer >= 0 or a
+            Generator (an integer is drawn); its entropy is in the attrs (repeatable).
         on_blowup : a member that leaves ``bound`` or becomes non-finite is reset to a random
             data state (``"reset"``, counted in the attrs) or stops the run with
             :class:`BlowUpError` (``"raise"``).
@@ -298,11 +297,9 @@ class LangevinModel(Model):
             (1-based) is at ``origin + (burn_in + k save_every) dt``.
         chunk_steps : steps per kernel call (default: as many as keep the noise buffer near
             16 MB).
-        max_reset_fraction : with ``on_blowup="reset"``, the run stops with
-            :class:`BlowUpError` (naming the count and a stable ``dt``) once the resets exceed
-            this share of all member-steps (default 1e-3); None accepts any number. Before the
-            run, a ``dt`` above the Euler-Maruyama stability bound of the drift's Jacobian
-            (:meth:`stable_dt`) gets a warning with the suggested step.
+        max_reset_fraction : resets beyond this share of member-steps (default 1e-3; None: no
+            limit) stop the run with :class:`BlowUpError` naming a stable ``dt``; a ``dt``
+            above the bound :meth:`stable_dt` gets a warning first.
 
         Returns
         -------
@@ -323,8 +320,7 @@ class LangevinModel(Model):
                              bound=bound, backend=backend, dtype=dtype, progress=progress,
                              chunk_steps=chunk_steps, max_reset_fraction=max_reset_fraction,
                              seed=seed), self._gen_table)
-        if isinstance(seed, np.random.Generator):
-            seed = int(seed.integers(2**63))
+        seed = int(seed.integers(2**63)) if isinstance(seed, np.random.Generator) else seed
         adapter = self._need_score()
         n_steps, save_every, m, burn_in = int(n_steps), int(save_every), int(n_members), \
             int(burn_in)
