@@ -147,12 +147,12 @@ def table_markdown(table, choices) -> str:
     return "\n".join(lines) + "\n"
 
 
-def figure(cases, sims, path):
+def figure(cases, sims, path=None):
     """Marginal PDFs and ACFs (0-24 months) of the observed index in each case (Nino-3, or
-    the SOI in its 1-D case)."""
+    the SOI in its 1-D case): ``cases`` maps a case to its data, ``sims`` a case to
+    ``{model name: simulation}``. Saved to ``path`` (and closed) when given; returns the
+    figure (the notebook shows it)."""
     from xlangevin.analysis import acf
-    import matplotlib
-    matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
     fig, axes = plt.subplots(2, len(cases), figsize=(4 * len(cases), 6.5))
@@ -176,14 +176,18 @@ def figure(cases, sims, path):
     axes[0, 0].set_ylabel("PDF of the index")
     axes[1, 0].set_ylabel("ACF of the index")
     fig.tight_layout()
-    fig.savefig(path, dpi=110)
-    plt.close(fig)
+    if path is not None:
+        fig.savefig(path, dpi=110)
+        plt.close(fig)
+    return fig
 
 
 def main(argv=None):
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     p.add_argument("--out", default="climate_indices_output")
     args = p.parse_args(argv)
+    import matplotlib
+    matplotlib.use("Agg")
     table, choices, _ = run(args.out)
     with pd.option_context("display.width", 200, "display.max_columns", 20):
         print(table.round(3).to_string(index=False))

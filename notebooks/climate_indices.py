@@ -23,14 +23,17 @@
 
 # %%
 import os
+import sys
 import warnings
 
-import matplotlib.pyplot as plt
 import numpy as np
 import scipy.stats as st
 
 import xlangevin as xl
-from xlangevin.analysis import acf, format_report
+from xlangevin.analysis import format_report
+
+sys.path.insert(0, os.path.join(os.pardir, "docs"))
+from climate_indices import figure  # noqa: E402  (the doc's figure, docs/climate_indices.py)
 
 QUICK = os.environ.get("XLANGEVIN_NOTEBOOK_QUICK") == "1"
 MEMBERS = 8 if QUICK else 64
@@ -62,11 +65,11 @@ print(nino.sizes, soi.sizes, f"skewness: Nino-3 {st.skew(nino):.2f}, SOI {st.ske
 # baseline's distances beside the model's, on the same bins.
 
 # %%
-sims = {}
-for name, series in {"Nino-3": nino, "SOI": soi}.items():
+cases, sims = {"Nino-3": nino, "SOI": soi}, {}
+for name, series in cases.items():
     model = series.langevin.fit(seed=0, progress=False)
     print(name, model.score)
-    sims[name] = {"data": series, "default": simulate(model, series.sizes["time"]),
+    sims[name] = {"default": simulate(model, series.sizes["time"]),
                   "AR(1)": simulate(xl.lim(series), series.sizes["time"])}
     report = xl.compare(series, sims[name]["default"], max_lag=24,
                         baseline={"AR(1)": sims[name]["AR(1)"]})
@@ -86,37 +89,18 @@ emb = xl.delay_embed(nino, [3, 6])
 model = emb.langevin.fit(seed=0, progress=False, current_velocity="polynomial")
 print(model)
 n = emb.sizes["time"]
-sims["Nino-3 embedded"] = {"data": observed(emb),
-                           "polynomial current": observed(simulate(model, n)),
-                           "LIM": observed(simulate(xl.lim(emb), n))}
-cases = sims["Nino-3 embedded"]
-report = xl.compare(cases["data"], cases["polynomial current"], max_lag=24,
-                    baseline={"LIM": cases["LIM"]})
+cases["Nino-3 embedded"] = observed(emb)
+runs = sims["Nino-3 embedded"] = {"polynomial current": observed(simulate(model, n)),
+                                  "LIM": observed(simulate(xl.lim(emb), n))}
+report = xl.compare(observed(emb), runs["polynomial current"], max_lag=24,
+                    baseline={"LIM": runs["LIM"]})
 print(format_report(report))
-for name in ("polynomial current", "LIM"):
-    print(f"{name}: skewness {st.skew(cases[name].values.ravel()):.2f} "
-          f"(data {st.skew(cases['data'].values):.2f})")
+for name, sim in runs.items():
+    print(f"{name}: skewness {st.skew(sim.values.ravel()):.2f} "
+          f"(data {st.skew(observed(emb).values):.2f})")
 
 # %% [markdown]
 # ## PDFs and ACFs of the observed index
 
 # %%
-fig, axes = plt.subplots(2, len(sims), figsize=(4 * len(sims), 6))
-for j, (case, runs) in enumerate(sims.items()):
-    data = runs["data"]
-    bins = np.linspace(float(data.min()) - 0.5, float(data.max()) + 0.5, 40)
-    axes[0, j].hist(data.values, bins, density=True, color="0.7", label="data")
-    axes[1, j].plot(acf(data.values, 24), "k", lw=2, label="data")
-    for name, sim in runs.items():
-        if name == "data":
-            continue
-        axes[0, j].hist(sim.values.ravel(), bins, density=True, histtype="step", lw=1.5,
-                        label=name)
-        axes[1, j].plot(np.nanmean([acf(m, 24) for m in sim.values], axis=0), lw=1.5)
-    axes[0, j].set_title(case)
-    axes[0, j].legend(fontsize=7)
-    axes[1, j].axhline(0, color="0.5", lw=0.5)
-    axes[1, j].set_xlabel("lag (months)")
-axes[0, 0].set_ylabel("PDF")
-axes[1, 0].set_ylabel("ACF")
-fig.tight_layout()
+fig = figure(cases, sims)   # shown by the inline backend
