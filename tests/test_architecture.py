@@ -14,13 +14,13 @@ ROOT = pathlib.Path(__file__).resolve().parents[1] / "src" / "xlangevin"
 #: the data flow, bottom to top: a unit imports only from lower layers (and from itself)
 LAYERS = [
     {"_version"},
-    {"io"},
+    {"io", "progress", "resources"},
     {"data", "backends"},
     {"base", "systems"},
     {"partition", "datasets", "testing", "analysis"},
     {"score"},
     {"dynamics", "samplers"},
-    {"linear_response"},
+    {"linear_response", "tangent"},
     {"accessors"},
     {"demo"},
     {"cli", "__init__"},

@@ -200,3 +200,22 @@ def test_saved_model_keeps_the_calendar(tmp_path, monthly):
     np.testing.assert_allclose(a.values, b.values)
     assert b.lag.values.tolist() == [0, 3, 6] and b.lag.attrs["lag_time_units"] == \
         "steps of frequency MS"
+
+
+@pytest.mark.parametrize("freq", ["1h", "10min", "6h"])
+def test_sub_daily_steps_stay_exact(freq):
+    """The spacing is taken from whole nanoseconds (days since the start rounded each step, and
+    generated hours drifted by 2 ns a step, so ``infer_freq`` failed)."""
+    rng = np.random.default_rng(0)
+    x = np.zeros((600, 2))
+    for t in range(1, len(x)):
+        x[t] = 0.9 * x[t - 1] + rng.normal(size=2)
+    da = xr.DataArray(x, dims=("time", "k"),
+                      coords={"time": pd.date_range("2000-01-01", periods=600, freq=freq)})
+    model = da.langevin.fit(score="gaussian", seed=0, progress=False)
+    step = pd.Timedelta(freq)
+    assert model.space.dt == step / pd.Timedelta("1D")
+    for sim in (_generate(model, n_steps=50, dt=step, save_every=1),
+                _generate(model, n_steps=200, dt=step / 4, save_every=4)):
+        assert pd.infer_freq(sim.time.values) == pd.tseries.frequencies.to_offset(freq).freqstr
+        assert np.all(np.diff(sim.time.values) == step.to_timedelta64())

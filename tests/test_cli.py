@@ -24,7 +24,7 @@ def test_fit_generate_compare_chain(tmp_path, capsys):
     assert "ACF RMSE" in capsys.readouterr().out
     # an existing output is never overwritten without --overwrite
     before = model.read_bytes()
-    assert cli.main(["fit", str(data), "-o", str(model), "--method", "gmm", "--quiet"]) == 2
+    assert cli.main(["fit", str(data), "-o", str(model), "--method", "gmm", "--quiet"]) == 4
     assert model.read_bytes() == before
 
 

@@ -1,7 +1,7 @@
 """Every estimator keeps the same conventions (scikit-learn's and deeptime's habits).
 
 Data-level estimators (KGMM, GMM, DSM, Gaussian, Polynomial, AutoScore, LeadingSubspace,
-EffectiveLangevin, DiffusionMap) on every input kind
+SpectralScore, SpectralStationary, EffectiveLangevin, DiffusionMap) on every input kind
 (ndarray, DataArray, Dataset, dask DataArray); array-level ones (BisectingPartition,
 CurrentVelocity) on arrays:
 
@@ -31,6 +31,7 @@ from xlangevin import (DSM, GMM, KGMM, BisectingPartition, DiffusionMap, Effecti
                        open_model)
 from xlangevin.dynamics.current import CurrentVelocity
 from xlangevin.score import AutoScore, Gaussian, LeadingSubspace, Polynomial
+from xlangevin.score.spectral import SpectralScore, SpectralStationary
 
 N, D = 2000, 2
 
@@ -80,6 +81,12 @@ def _langevin_output(model):
     return np.concatenate([model.Phi_std.ravel(), np.asarray(sim).ravel()])
 
 
+def _time_score_output(model):
+    return np.concatenate([np.ravel(model(0.0, EVAL)), np.ravel(model(1.0, EVAL)),
+                           np.ravel(model.sample(5, n_steps=20, seed=0, progress=False,
+                                                 as_array=True))])
+
+
 def _sampler_output(model):
     return model.sample(5, n_steps=3, as_array=True)
 
@@ -110,6 +117,10 @@ ESTIMATORS = {
                                        n_keep=50, stein_samples=1000, seed=seed,
                                        progress=False),
         _langevin_output, {"lags": (0, 1)}, "lags must be", "n_keep=50"),
+    "SpectralScore": (lambda seed: SpectralScore(order=3, n_times=16), _time_score_output,
+                      {"basis": "legendre"}, "basis must be one of", "order=3"),
+    "SpectralStationary": (lambda seed: SpectralStationary(order=2, total_order=2),
+                           _score_output, {"order": 0}, "order must be", "total_order=2"),
     "DiffusionMap": (lambda seed: DiffusionMap(eps=0.1, max_samples=600, seed=seed),
                      _sampler_output, {"eps": 0.0}, "eps must be", "max_samples=600"),
 }
@@ -118,7 +129,8 @@ ESTIMATORS = {
 #: or the tree sample and one read of the chunks per KGMM pass (streaming)
 COMPUTES = {"KGMM": "passes", "GMM": 3, "DSM": 3, "Gaussian": 3, "Polynomial": 3,
             "AutoScore": 3,
-            "LeadingSubspace": 3, "EffectiveLangevin": 3, "DiffusionMap": 3}
+            "LeadingSubspace": 3, "EffectiveLangevin": 3, "DiffusionMap": 3,
+            "SpectralScore": 3, "SpectralStationary": 3}
 
 
 def _fit(name, kind="ndarray", seed=0):

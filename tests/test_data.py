@@ -8,6 +8,7 @@ import xarray as xr
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
+import xlangevin
 from xlangevin.data import DataError, FeatureSpace
 
 
@@ -257,3 +258,45 @@ def test_wrong_shape_on_transform():
 def test_not_xarray():
     with pytest.raises(DataError, match="xarray"):
         FeatureSpace.fit(np.zeros((10, 2)))
+
+
+def _ensemble(dim_name, n_members=3, n=800, seed=0):
+    rng = np.random.default_rng(seed)
+    x = np.zeros((n_members, n, 2))
+    for t in range(1, n):
+        x[:, t] = 0.9 * x[:, t - 1] + rng.normal(size=(n_members, 2))
+    return xr.DataArray(x, dims=(dim_name, "time", "k"), coords={"time": np.arange(float(n))})
+
+
+def test_an_unnamed_ensemble_dim_is_refused_and_a_named_one_is_members():
+    """CMIP/ERA5 ensemble names (``realization``, ``number``, ...) would otherwise become
+    features (a 6-D model of 3 x 2 variables); named, they are sequences like ``member``."""
+    da = _ensemble("realization")
+    with pytest.raises(DataError, match="member_dim='realization'"):
+        da.langevin.fit(score="gaussian", progress=False)
+    named = da.langevin.fit(score="gaussian", member_dim="realization", progress=False)
+    as_member = da.rename(realization="member").langevin.fit(score="gaussian", progress=False)
+    assert named.dim == 2 and named.attrs["n_sequences"] == 3
+    np.testing.assert_allclose(named.Phi, as_member.Phi, rtol=1e-12)
+    with pytest.raises(DataError, match="member_dim='number'"):
+        xlangevin.FeatureSpace.fit(_ensemble("number"))
+
+
+def test_stacked_feature_coords_survive_generation_and_files(tmp_path):
+    """A MultiIndex feature dim (``stack(point=("lat", "lon"))``) comes back in generated
+    output, also from a saved model, and unstacks to the grid."""
+    rng = np.random.default_rng(0)
+    x = np.zeros((800, 2, 3))
+    for t in range(1, 800):
+        x[t] = 0.9 * x[t - 1] + rng.normal(size=(2, 3))
+    grid = xr.DataArray(x, dims=("time", "lat", "lon"),
+                        coords={"time": np.arange(800.0), "lat": [10.0, 20.0],
+                                "lon": [0.0, 5.0, 10.0]})
+    stacked = grid.stack(point=("lat", "lon"))
+    model = stacked.langevin.fit(score="gaussian", progress=False)
+    loaded = xlangevin.open_model(model.to_netcdf(tmp_path / "m.nc"))
+    for m in (model, loaded):
+        sim = m.generate(10, 0.5, progress=False, seed=0)
+        assert sim.indexes["point"].equals(stacked.indexes["point"])
+        xr.testing.assert_equal(sim.unstack("point").lat, grid.lat)
+        xr.testing.assert_equal(sim.unstack("point").lon, grid.lon)

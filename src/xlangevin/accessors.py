@@ -32,8 +32,11 @@ class ScoreAccessor(_Accessor):
     """``ds.score.fit(method=..., sigma=..., ...)`` -> ScoreModel."""
 
     def fit(self, method: str = "auto", sigma: float | None = None, dim: str = "time",
-            variables=None, seed=None, progress: bool = True, **options):
-        """Fit a score model of the data's stationary density.
+            variables=None, seed=None, progress: bool = True, reduce=None,
+            member_dim="member", **options):
+        """Fit a score model of the data's stationary density (``reduce``: an
+        :class:`xlangevin.EOF` reduction of a gridded field, docs/fields.md; ``member_dim``: the
+        dim of independent ensemble members, e.g. ``"realization"``).
 
         ``method="auto"`` (default: the estimator chosen on a held-out block of the record,
         :class:`xlangevin.score.AutoScore`; options ``holdout``, ``candidates``), ``"kgmm"``
@@ -49,7 +52,7 @@ class ScoreAccessor(_Accessor):
         """
         estimator = score_estimator(method, sigma=sigma, dim=dim, variables=variables,
                                     seed=seed, progress=progress, **options)
-        return estimator.fit(self._obj)
+        return estimator.fit(self._obj, reduce=reduce, member_dim=member_dim)
 
 
 @xr.register_dataset_accessor("langevin")
@@ -59,8 +62,10 @@ class LangevinAccessor(_Accessor):
     DiffusionMapSampler; ``ds.langevin.response(score=...)`` -> response functions."""
 
     def fit(self, score="auto", dim: str = "time", variables=None, cdot: str = "auto",
-            seed=None, progress: bool = True, **options):
-        """Fit an effective Langevin model ``dx = Phi s(x) dt + sqrt(2) Sigma dW``.
+            seed=None, progress: bool = True, reduce=None, member_dim="member", **options):
+        """Fit an effective Langevin model ``dx = Phi s(x) dt + sqrt(2) Sigma dW`` (``reduce``:
+        an :class:`xlangevin.EOF` reduction of a gridded field, docs/fields.md; ``member_dim``:
+        the dim of independent ensemble members, e.g. ``"realization"``).
 
         ``score``: a :class:`xlangevin.ScoreModel`, a callable on (n, d) physical arrays (exact
         score), a numba-jitted ``f(x_row, out_row)``, or a method name fitted first (pass its
@@ -74,7 +79,7 @@ class LangevinAccessor(_Accessor):
         """
         estimator = EffectiveLangevin(cdot=cdot, dim=dim, variables=variables, seed=seed,
                                       progress=progress, **options)
-        return estimator.fit(self._obj, score=score)
+        return estimator.fit(self._obj, score=score, reduce=reduce, member_dim=member_dim)
 
     def diffmap(self, eps: float = 0.01, beta: float = 0.0, noise: str = "data-aware",
                 scheme: str = "split-step", dim: str = "time", variables=None, seed=None,

@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import copy
 import dataclasses
+import html
 import numbers
 from dataclasses import dataclass
 
@@ -208,12 +209,14 @@ class Estimator:
         return f"{type(self).__name__}({', '.join(changed)})"
 
     # -- fitting ------------------------------------------------------------------------------
-    def fit(self, data, **kwargs):
+    def fit(self, data, reduce=None, member_dim="member", **kwargs):
         """Fit on ``data``: xarray (Dataset or DataArray, numpy- or dask-backed, sample dim
         ``dim``) or an (n, d) array in physical units. The data layer runs once; returns the
-        fitted model."""
+        fitted model. ``reduce``: None, or an :class:`xlangevin.EOF` reduction of a gridded
+        field (the model is fitted on its leading PCs and returns fields, docs/fields.md).
+        ``member_dim``: the dim of independent ensemble members (sequences), when present."""
         self.validate()
-        return self._fit(self._feature_data(data), **kwargs)
+        return self._fit(self._feature_data(data, reduce, member_dim), **kwargs)
 
     def fit_features(self, features: FeatureData, **kwargs):
         """Fit on data that went through the data layer already (an estimator nested in
@@ -228,9 +231,9 @@ class Estimator:
         """Options of :func:`xlangevin.data.feature_data` for this estimator (override)."""
         return {}
 
-    def _feature_data(self, data) -> FeatureData:
-        return feature_data(data, dim=self.dim, variables=self.variables,
-                            **self._data_options())
+    def _feature_data(self, data, reduce=None, member_dim="member") -> FeatureData:
+        return feature_data(data, dim=self.dim, variables=self.variables, reduce=reduce,
+                            member_dim=member_dim, **self._data_options())
 
     # -- validation ---------------------------------------------------------------------------
     def validate(self) -> None:
@@ -254,6 +257,11 @@ def _same(value, default) -> bool:
 # ----------------------------------------------------------------------------------------------
 # models
 # ----------------------------------------------------------------------------------------------
+def _short(value, limit: int = 120) -> str:
+    text = str(value)
+    return text if len(text) <= limit else text[: limit - 3] + "..."
+
+
 class _FrozenAfterInit(type):
     """Models are frozen once their constructor returns."""
 
@@ -295,6 +303,19 @@ class Model(metaclass=_FrozenAfterInit):
             object.__setattr__(new, name, value)
         return new
 
+    # -- display ------------------------------------------------------------------------------
+    def _repr_html_(self) -> str:
+        """The notebook view: the class, ``repr`` and the provenance ``attrs`` in a folded
+        table (text escaped, each value cut to 120 characters)."""
+        rows = "".join(
+            f"<tr><th style='text-align:left'>{html.escape(str(k))}</th>"
+            f"<td style='text-align:left'>{html.escape(_short(v))}</td></tr>"
+            for k, v in getattr(self, "attrs", {}).items())
+        return (f"<div class='xlangevin-model'><b>{html.escape(type(self).__name__)}</b>"
+                f"<pre style='white-space:pre-wrap'>{html.escape(repr(self))}</pre>"
+                f"<details><summary>attrs ({len(getattr(self, 'attrs', {}))})</summary>"
+                f"<table>{rows}</table></details></div>")
+
     # -- saving -------------------------------------------------------------------------------
     def to_groups(self) -> dict:
         """``{group path: xr.Dataset}``; ``""`` is the model's own group (override)."""
@@ -305,10 +326,11 @@ class Model(metaclass=_FrozenAfterInit):
         """Inverse of :meth:`to_groups` (override)."""
         raise NotImplementedError
 
-    def to_netcdf(self, path):
+    def to_netcdf(self, path, overwrite: bool = False):
         """Save the model atomically as one NetCDF4 file of groups (no pickle); returns the
-        path. Read it back with :func:`xlangevin.open_model` or ``type(model).open(path)``."""
-        return io.write_tree(path, self.to_tree())
+        path. An existing file is replaced only with ``overwrite=True`` (never a read-only
+        one). Read it back with :func:`xlangevin.open_model` or ``type(model).open(path)``."""
+        return io.write_tree(path, self.to_tree(), overwrite=overwrite)
 
     def to_tree(self) -> dict:
         """:meth:`to_groups` with the root marked as this class (what a file, or a model that

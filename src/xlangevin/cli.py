@@ -1,33 +1,55 @@
-"""Command line: ``xlangevin demo | fit | generate | compare | simulate | datasets``."""
+"""Command line: ``xlangevin demo | fit | generate | compare | simulate | datasets``.
+
+An error the user can fix is printed as one line on stderr (``xlangevin: error: ...``, with the
+traceback only when ``XLANGEVIN_DEBUG=1``) and ends the run with a documented exit status:
+
+====  ===========================================================================
+0     success
+1     an unexpected internal error (a bug: the traceback is printed)
+2     bad arguments or parameters (argparse, ``ValueError``, ``TypeError``)
+3     the data cannot be used as given (:class:`xlangevin.DataError`)
+4     a file problem: missing input, not a model file, output exists or is read-only
+5     the run failed: blow-up of the ensemble, not enough memory
+130   interrupted (SIGINT); 143: terminated (SIGTERM). No partial file is left.
+====  ===========================================================================
+"""
 
 from __future__ import annotations
 
 import argparse
 import inspect
 import json
+import os
+import signal
 import sys
-from pathlib import Path
+import threading
 
 import xarray as xr
 
 from . import datasets, systems
 from .analysis import compare, format_report, plot
+from .data import DataError
 from .demo import DEMOS, run_demo
-from .io import open_model
-from .dynamics import CDOT_ESTIMATORS
+from .dynamics import CDOT_ESTIMATORS, BlowUpError
+from .io import ModelFileError, Terminated, open_model, refuse_existing, terminate_safely
 from .score import SCORE_METHODS
+
+#: (exception types, exit status), the first match wins
+EXIT_STATUS = [((DataError,), 3),
+               ((ModelFileError, FileNotFoundError, FileExistsError, PermissionError,
+                 IsADirectoryError), 4),
+               ((BlowUpError, MemoryError), 5),
+               ((ValueError, TypeError), 2)]
 
 
 def _open(path, variable=None):
+    path = os.path.expanduser(path)
+    if not os.path.exists(path):
+        raise FileNotFoundError(f"no input file {path}")
     ds = xr.open_dataset(path)
+    if variable is not None and variable not in ds:
+        raise ValueError(f"--var {variable!r} is not in {path}; it holds {list(ds.data_vars)}")
     return ds[variable] if variable else ds
-
-
-def _refuse_overwrite(path, overwrite) -> bool:
-    if Path(path).exists() and not overwrite:
-        print(f"{path} exists; pass --overwrite to replace it", file=sys.stderr)
-        return True
-    return False
 
 
 def _demo(args) -> int:
@@ -42,8 +64,7 @@ def _demo(args) -> int:
 
 def _fit(args) -> int:
     data = _open(args.input, args.var)
-    if _refuse_overwrite(args.output, args.overwrite):
-        return 2
+    refuse_existing(args.output, args.overwrite)   # at the start; the writer checks again
     options = json.loads(args.score_options) if args.score_options else {}
     score = data.score.fit(method=args.method, sigma=args.sigma, dim=args.dim, seed=args.seed,
                            progress=not args.quiet, **options)
@@ -51,18 +72,18 @@ def _fit(args) -> int:
     model = data.langevin.fit(score=score, dim=args.dim, cdot=args.cdot, seed=args.seed,
                               progress=not args.quiet, current_velocity=args.current_velocity,
                               current_options=current_options)
-    model.to_netcdf(args.output)
+    model.to_netcdf(args.output, overwrite=args.overwrite)
     print(model)
     return 0
 
 
 def _generate(args) -> int:
     model = open_model(args.model)
-    if _refuse_overwrite(args.output, args.overwrite):
-        return 2
+    refuse_existing(args.output, args.overwrite)   # at the start; the writer checks again
     sim = model.generate(n_steps=args.n_steps, dt=args.dt, save_every=args.save_every,
                          n_members=args.members, burn_in=args.burn_in, seed=args.seed,
-                         progress=not args.quiet, path=args.output)
+                         progress=not args.quiet, path=args.output,
+                         overwrite=args.overwrite)
     print(sim)
     return 0
 
@@ -79,10 +100,9 @@ def _compare(args) -> int:
 
 def _simulate(args) -> int:
     module = getattr(systems, args.system)
-    if _refuse_overwrite(args.output, args.overwrite):
-        return 2
+    refuse_existing(args.output, args.overwrite)   # at the start; the writer checks again
     ds = module.simulate(n_samples=args.n_samples, seed=args.seed, path=args.output,
-                         progress=not args.quiet)
+                         progress=not args.quiet, overwrite=args.overwrite)
     print(ds)
     return 0
 
@@ -179,7 +199,30 @@ def main(argv=None) -> int:
     p = sub.add_parser("datasets", help="list the sample archives")
     p.set_defaults(func=_datasets)
     args = parser.parse_args(argv)
-    return args.func(args)
+    return _run(args)
+
+
+def _run(args) -> int:
+    """``args.func(args)`` with the documented exit statuses and one-line errors."""
+    main_thread = threading.current_thread() is threading.main_thread()
+    previous = signal.signal(signal.SIGTERM, terminate_safely) if main_thread else None
+    try:
+        return args.func(args)
+    except KeyboardInterrupt:
+        print("xlangevin: interrupted", file=sys.stderr)
+        return 130
+    except Terminated:
+        print("xlangevin: terminated", file=sys.stderr)
+        return 143
+    except Exception as err:
+        status = next((code for kinds, code in EXIT_STATUS if isinstance(err, kinds)), None)
+        if status is None or os.environ.get("XLANGEVIN_DEBUG"):
+            raise
+        print(f"xlangevin: error: {' '.join(str(err).split())}", file=sys.stderr)
+        return status
+    finally:
+        if main_thread:
+            signal.signal(signal.SIGTERM, previous)
 
 
 if __name__ == "__main__":

@@ -102,7 +102,8 @@ def open_dataset(name: str, **kwargs) -> xr.Dataset:
 
 
 def make_dataset(name: str, path=None, progress: bool = True) -> Path:
-    """Simulate archive ``name`` and write it (float32, compressed) atomically to ``path``."""
+    """Simulate archive ``name`` and write it (float32, compressed) atomically to ``path`` (the
+    archive folder is the package's cache: an older copy is replaced)."""
     entry = _entry(name)
     path = Path(path) if path is not None else data_dir() / f"{name}.nc"
     ds = entry.simulate(progress=progress)
@@ -110,7 +111,7 @@ def make_dataset(name: str, path=None, progress: bool = True) -> Path:
     encoding = {v: {"dtype": "float32", "zlib": True, "complevel": 4, "shuffle": True}
                 for v in ds.data_vars}
     encoding["time"] = {"zlib": True, "complevel": 4, "shuffle": True}
-    with atomic_target(path) as tmp:
+    with atomic_target(path, overwrite=True) as tmp:
         ds.to_netcdf(tmp, encoding=encoding)
     return path
 

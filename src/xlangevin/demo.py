@@ -96,9 +96,10 @@ def _fit_model(data, data_dt, config, method, seed, progress):
 
 
 def _write(out, model, data, sim, report):
-    """model.nc, sim.nc, comparison.png and matrices.png in ``out``."""
-    model.to_netcdf(out / "model.nc")
-    with atomic_target(out / "sim.nc") as tmp:
+    """model.nc, sim.nc, comparison.png and matrices.png in ``out`` (the demo's own folder:
+    its files are replaced on every run)."""
+    model.to_netcdf(out / "model.nc", overwrite=True)
+    with atomic_target(out / "sim.nc", overwrite=True) as tmp:
         sim.to_netcdf(tmp)
     plot.comparison(report, data=data, sim=sim, path=out / "comparison.png")
     plot.matrices({"Phi": model.Phi, "Phi_S": model.Phi_S, "Phi_A": model.Phi_A,

@@ -357,6 +357,8 @@ class Partition(Model):
                check_finite: bool = True):
         """Cell label (int64) of every row of ``X`` (n, d).
 
+        Parameters
+        ----------
         method : ``"tree"`` (descent: at each node go to the nearer child centroid; the
             partition's own cells) or ``"nearest"`` (nearest cell centroid; a different partition).
         backend : ``None`` (cupy for cupy arrays, else numba), ``"numba"``, ``"numpy"``

@@ -35,9 +35,10 @@ def _new_figure(figsize):
 
 def save_figure(fig, path, dpi: int = 120, **kwargs):
     """Save ``fig`` to ``path`` atomically (temporary file in the same folder, then rename);
-    the format follows the file extension (png by default)."""
+    the format follows the file extension (png by default). Like matplotlib's ``savefig`` it
+    replaces an existing figure (never a read-only file)."""
     ext = os.path.splitext(os.fspath(path))[1].lstrip(".").lower() or "png"
-    with atomic_target(path) as tmp:
+    with atomic_target(path, overwrite=True) as tmp:
         fig.savefig(tmp, format=ext, dpi=dpi, **kwargs)
     return path
 

@@ -72,6 +72,10 @@ def check_periodic_field(space, why: str) -> None:
     """Raise unless the data of ``space`` (a FeatureSpace) are one variable on one (periodic)
     feature dim, a field ``u(sample, x)`` whose circular shifts along ``x`` are meaningful."""
     layouts = space.layouts
+    if getattr(space, "reduction", None) is not None or getattr(space, "keep", None) is not None:
+        raise DataError(f"{why} needs the values of a full periodic grid; these features are "
+                        "EOF principal components (reduce=...) or a grid with masked points "
+                        "(NaN at every sample): fit the unmasked field without reduce=")
     if len(layouts) != 1 or len(layouts[0].dims) != 1:
         found = ", ".join(f"{lay.name}{lay.dims}" for lay in layouts)
         raise DataError(f"{why} needs a single variable on one periodic grid dim (a field "

@@ -78,9 +78,12 @@ def _as_labeled(data, dim):
 
 
 def feature_data(data, dim: str = "time", variables=None, dtype=np.float64,
-                 standardize: bool = True, sequences: bool = False) -> FeatureData:
+                 standardize: bool = True, sequences: bool = False,
+                 reduce=None, member_dim: str | None = "member") -> FeatureData:
     """Fit the data layer on ``data`` (xarray, or an (n, d) array of consecutive samples in
-    physical units) and transform it, once.
+    physical units) and transform it, once. ``reduce`` (an :class:`~xlangevin.EOF`) makes the
+    features the leading principal components of a gridded field; ``member_dim`` names the dim
+    of independent ensemble members (sequences).
 
     ``sequences=True`` also finds the sequence bounds (members, gaps), which needs a regular
     sample coordinate. ``X`` is standardized unless ``standardize=False``; dask-backed data stay
@@ -88,7 +91,8 @@ def feature_data(data, dim: str = "time", variables=None, dtype=np.float64,
     """
     obj = _as_labeled(data, dim)
     space = FeatureSpace.fit(obj, dim=dim, variables=variables, dtype=dtype,
-                             standardize=standardize, require_regular=sequences)
+                             standardize=standardize, require_regular=sequences,
+                             reduce=reduce, sequence_dim=member_dim)
     X = space.transform(obj)
     if not is_dask(X):
         X = _read_only(np.ascontiguousarray(X))

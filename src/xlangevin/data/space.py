@@ -18,51 +18,18 @@ or DataArray and then
 from __future__ import annotations
 
 import copy
-import json
-from dataclasses import dataclass
 
 import numpy as np
 import xarray as xr
 
-from .._version import __version__
-from ..io import json_default
 from .checks import DataError, constant_features, is_dask
+from .eof import grid_weights
+from .layout import VariableLayout, as_dataset, chosen_variables, variable_layouts
+from .mask import find_mask
+from .spacefile import space_state, space_to_dataset
 from .timeaxis import grid_positions, irregular_steps_error, sample_coordinate, time_info
 
 __all__ = ["FeatureSpace", "VariableLayout"]
-
-
-@dataclass(frozen=True)
-class VariableLayout:
-    """Where one variable lives in the feature vector."""
-
-    name: str
-    dims: tuple  # non-sample dims, in the order they are flattened (C order)
-    shape: tuple
-    offset: int
-
-    @property
-    def size(self) -> int:
-        return int(np.prod(self.shape, dtype=np.int64))
-
-    @property
-    def slice(self) -> slice:
-        return slice(self.offset, self.offset + self.size)
-
-
-
-def _as_dataset(data, variables):
-    """Return (Dataset, kind, dataarray_name) for a Dataset or DataArray input."""
-    if isinstance(data, xr.DataArray):
-        name = data.name if data.name is not None else "data"
-        if variables is not None and list(variables) != [name]:
-            raise DataError(f"`variables` is only for Datasets; got a DataArray named {name!r}")
-        return data.to_dataset(name=name), "DataArray", name
-    if isinstance(data, xr.Dataset):
-        return data, "Dataset", None
-    raise DataError(f"expected an xarray Dataset or DataArray, got {type(data).__name__}; "
-                    "wrap arrays with xr.DataArray(x, dims=('time', 'feature'))")
-
 
 
 class FeatureSpace:
@@ -71,11 +38,13 @@ class FeatureSpace:
     Use :meth:`FeatureSpace.fit` to build one. Attributes: ``sample_dim``, ``sequence_dim``
     (or None), ``layouts`` (one :class:`VariableLayout` per variable), ``mean`` and ``scale``
     (float64, physical units, shape (n_features,)), ``dt`` (sample spacing in ``time_units``),
-    ``kind`` ("Dataset" or "DataArray").
+    ``kind`` ("Dataset" or "DataArray"), ``keep`` (bool over the stacked grid: False at masked
+    points, NaN at every sample; None when nothing is masked) and ``reduction`` (a fitted
+    :class:`~xlangevin.data.eof.EOFReduction` whose PCs are the features, or None).
     """
 
     def __init__(self, *, sample_dim, sequence_dim, layouts, mean, scale, template, kind,
-                 dataarray_name, time, dt, dtype, standardize):
+                 dataarray_name, time, dt, dtype, standardize, keep=None, reduction=None):
         self.sample_dim = sample_dim
         self.sequence_dim = sequence_dim
         self.layouts = tuple(layouts)
@@ -88,13 +57,16 @@ class FeatureSpace:
         self.dt = float(dt)
         self.dtype = np.dtype(dtype)
         self.standardize = bool(standardize)
-        for a in (self.mean, self.scale):
+        self.keep = None if keep is None or np.all(keep) else np.array(keep, dtype=bool)
+        self.reduction = reduction
+        for a in (self.mean, self.scale) + (() if self.keep is None else (self.keep,)):
             a.setflags(write=False)
 
     # ---------------------------------------------------------------------------------------
     @classmethod
     def fit(cls, data, dim: str = "time", variables=None, sequence_dim: str | None = "member",
-            standardize: bool = True, dtype=np.float64, require_regular: bool = False):
+            standardize: bool = True, dtype=np.float64, require_regular: bool = False,
+            reduce=None):
         """Learn the layout, coordinates and (optionally) mean/std of ``data``.
 
         Parameters
@@ -104,31 +76,49 @@ class FeatureSpace:
         variables : names of the data variables to use (Dataset only); default all data
             variables that have ``dim``.
         sequence_dim : a dim of independent sequences (ensemble members); used when present.
+            A dim with a usual ensemble name (``ENSEMBLE_DIMS``: ``realization``, ``number``,
+            ``member_id``, ...) that is not named here raises a DataError: taken as features it
+            would give a larger, wrong model.
         standardize : store per-feature mean and std (otherwise mean 0, scale 1).
         dtype : float64 or float32, the dtype of the arrays handed to estimators.
         require_regular : raise if the sample coordinate is not regular up to gaps.
+        reduce : None, or an :class:`~xlangevin.data.eof.EOF` reduction: the features are then
+            the field's leading principal components (docs/fields.md).
+
+        Notes
+        -----
+        Points that are NaN at every sample (land) are a mask: dropped here, NaN again in
+        every field :meth:`inverse_transform` returns. Other NaNs raise a DataError.
         """
-        ds, kind, da_name = _as_dataset(data, variables)
+        ds, kind, da_name = as_dataset(data, variables)
         if dim not in ds.dims:
             raise DataError(f"sample dim {dim!r} not found; the data has dims {tuple(ds.dims)}. "
                             "Pass dim=... to name the sample (time) dim")
+        _refuse_unnamed_ensemble(ds, dim, sequence_dim)
         if sequence_dim is not None and (sequence_dim not in ds.dims or sequence_dim == dim):
             sequence_dim = None
-        names = _chosen_variables(ds, dim, variables)
+        names = chosen_variables(ds, dim, variables)
         dtype = np.dtype(dtype)
         if dtype not in (np.float32, np.float64):
             raise DataError(f"dtype must be float32 or float64, got {dtype}")
         lead = (sequence_dim, dim) if sequence_dim else (dim,)
-        layouts = _layouts(ds, names, lead)
+        layouts = variable_layouts(ds, names, lead)
         n_features = sum(lay.size for lay in layouts)
         time, dt = _sample_axis(ds, dim, require_regular)
         template = ds[names].isel({d: 0 for d in lead}, drop=True)
-        template = template.drop_vars([c for c in template.coords if c not in template.dims])
+        # keep the coords along feature dims (stacked lat/lon levels, station names, 2-D
+        # lat/lon of curvilinear grids); scalar ones do not label features
+        template = template.drop_vars([c for c in template.coords if template[c].ndim == 0])
         space = cls(sample_dim=dim, sequence_dim=sequence_dim, layouts=layouts,
                     mean=np.zeros(n_features), scale=np.ones(n_features), template=template,
                     kind=kind, dataarray_name=da_name, time=time, dt=dt, dtype=dtype,
                     standardize=standardize)
-        space._check_values(ds)
+        keep = find_mask(space, ds)
+        if not keep.all():
+            space = cls(**{**space._state(), "keep": keep, "mean": np.zeros(int(keep.sum())),
+                           "scale": np.ones(int(keep.sum()))})
+        if reduce is not None:
+            return space._reduced(ds, reduce)
         space._check_size(ds)
         if not standardize:
             return space
@@ -141,6 +131,45 @@ class FeatureSpace:
                             f"{' ...' if zero.size > 5 else ''}; drop them (e.g. "
                             "data.isel(...)) or pass standardize=False")
         return space.with_moments(mean, std)
+
+    def _state(self) -> dict:
+        return dict(sample_dim=self.sample_dim, sequence_dim=self.sequence_dim,
+                    layouts=self.layouts, mean=self.mean, scale=self.scale,
+                    template=self._template, kind=self.kind,
+                    dataarray_name=self.dataarray_name, time=self.time, dt=self.dt,
+                    dtype=self.dtype, standardize=self.standardize, keep=self.keep,
+                    reduction=self.reduction)
+
+    def _reduced(self, ds, reduce) -> "FeatureSpace":
+        """This space with the EOF reduction ``reduce`` fitted on ``ds``: PCs as features,
+        standardized by their own mean and std (unless ``standardize=False``)."""
+        n = self.n_samples_of(ds)
+        if n < 3:
+            raise DataError(f"an EOF reduction needs at least 3 samples along "
+                            f"{self.sample_dim!r}, got {n}")
+        X = self._kept(ds)
+        months = self.months(ds)
+        red = reduce.fit(X, grid_weights(self, reduce.weights), months)
+        space = FeatureSpace(**{**self._state(), "reduction": red,
+                                "mean": np.zeros(red.n_modes), "scale": np.ones(red.n_modes)})
+        if not self.standardize:
+            return space
+        pcs = red.project(X, months)
+        pcs = np.asarray(pcs.compute() if is_dask(pcs) else pcs)
+        return space.with_moments(pcs.mean(axis=0), pcs.std(axis=0))
+
+    def months(self, data):
+        """Calendar month (1..12) of each sample in :meth:`transform`'s order, for a seasonal
+        EOF reduction; None otherwise or without a datetime/cftime sample coordinate."""
+        if self.reduction is not None and not self.reduction.seasonal:
+            return None
+        ds = self._dataset(data)
+        coord = ds[self.sample_dim] if self.sample_dim in ds.coords else None
+        if coord is None or not (np.issubdtype(coord.dtype, np.datetime64)
+                                 or coord.dtype == object):
+            return None
+        n_seq = ds.sizes[self.sequence_dim] if self.sequence_dim in ds.dims else 1
+        return np.tile(np.asarray(coord.dt.month.values, dtype=np.int64), n_seq)
 
     def with_moments(self, mean, scale) -> "FeatureSpace":
         """A copy with another standardization ``x~ = (x - mean) / scale``."""
@@ -164,12 +193,24 @@ class FeatureSpace:
         if n < self.n_features:
             raise DataError(f"fewer samples ({n}) than features ({self.n_features}); a "
                             "stationary density cannot be learned: use a longer record or "
-                            "fewer variables/points")
+                            "fewer variables/points, or reduce a gridded field to its "
+                            "leading EOFs: fit(..., reduce=xlangevin.EOF(variance=0.9))")
 
     # ---------------------------------------------------------------------------------------
     @property
-    def n_features(self) -> int:
+    def n_grid(self) -> int:
+        """Points of the stacked grid, masked ones included."""
         return sum(l.size for l in self.layouts)
+
+    @property
+    def n_kept(self) -> int:
+        """Unmasked points of the stacked grid."""
+        return self.n_grid if self.keep is None else int(self.keep.sum())
+
+    @property
+    def n_features(self) -> int:
+        """Length of the vectors estimators see: PCs, or the unmasked points."""
+        return self.reduction.n_modes if self.reduction is not None else self.n_kept
 
     @property
     def variables(self) -> list:
@@ -184,7 +225,10 @@ class FeatureSpace:
         return int(np.prod([ds.sizes[d] for d in self._lead]))
 
     def feature_labels(self) -> list:
-        """Readable names such as ``x[k=2]``, one per feature."""
+        """Readable names such as ``x[k=2]`` (``pc[mode=1]`` for EOF reductions), one per
+        feature."""
+        if self.reduction is not None:
+            return [f"pc[mode={k + 1}]" for k in range(self.n_features)]
         labels = []
         for l in self.layouts:
             if not l.dims:
@@ -194,11 +238,13 @@ class FeatureSpace:
             for idx in np.ndindex(*l.shape):
                 inner = ", ".join(f"{d}={c[i]}" for d, c, i in zip(l.dims, coords, idx))
                 labels.append(f"{l.name}[{inner}]")
-        return labels
+        return labels if self.keep is None else [a for a, k in zip(labels, self.keep) if k]
 
     def feature_coords(self, dim: str = "feature") -> dict:
         """Coordinates for a feature dim named ``dim``: index, ``variable`` and ``label``."""
         names = np.concatenate([[l.name] * l.size for l in self.layouts]).astype(str)
+        names = ["pc"] * self.n_features if self.reduction is not None else \
+            names if self.keep is None else names[self.keep]
         suffix = "" if dim == "feature" else f"_{dim}"
         return {dim: (dim, np.arange(self.n_features)),
                 f"variable{suffix}": (dim, names),
@@ -240,24 +286,17 @@ class FeatureSpace:
         return [self._variable_block(ds, l) for l in self.layouts]
 
     def _check_values(self, ds):
-        """Raise on NaN/inf with the count and the first location, per variable."""
-        for l in self.layouts:
-            arr = ds[l.name]
-            bad = ~np.isfinite(arr.data) if not is_dask(arr.data) else None
-            if bad is None:
-                import dask.array as dsa
+        """Raise on NaN/inf (count and first location), except at the fitted mask."""
+        keep = find_mask(self, ds)
+        lost = ~keep if self.keep is None else self.keep & ~keep
+        if lost.any():
+            raise DataError(f"{int(lost.sum())} point(s) are NaN at every sample where the "
+                            f"fitted data have values, e.g. "
+                            f"{self._grid_labels()[int(np.argmax(lost))]}; fill them first")
 
-                count = int(dsa.count_nonzero(~dsa.isfinite(arr.data)).compute())
-            else:
-                count = int(np.count_nonzero(bad))
-            if count:
-                where = np.argwhere(~np.isfinite(np.asarray(arr.values)))[0]
-                loc = ", ".join(f"{d}={arr[d].values[i] if d in arr.coords else i}"
-                                for d, i in zip(arr.dims, where))
-                raise DataError(f"variable {l.name!r} has {count} non-finite value(s) "
-                                f"(NaN/inf), the first at {loc}; drop or fill them first "
-                                f"(e.g. data.dropna({self.sample_dim!r}) or "
-                                f"data.interpolate_na({self.sample_dim!r}))")
+    def _grid_labels(self):
+        return FeatureSpace(**{**self._state(), "keep": None, "reduction": None}
+                            ).feature_labels()
 
     def _moments(self, ds):
         """Per-feature mean, std (population), minimum and maximum (float64), as chunk-wise
@@ -276,8 +315,8 @@ class FeatureSpace:
                 mu, var, low, high = b.mean(axis=0), b.var(axis=0), b.min(axis=0), b.max(axis=0)
             out.append([np.asarray(mu), np.sqrt(np.asarray(var)), np.asarray(low),
                         np.asarray(high)])
-        mean, std, low, high = (np.concatenate(parts) for parts in zip(*out))
-        return mean, std, low, high
+        keep = slice(None) if self.keep is None else self.keep
+        return tuple(np.concatenate(parts)[keep] for parts in zip(*out))
 
     # ---------------------------------------------------------------------------------------
     def transform(self, data, standardize: bool | None = None, check: bool = True):
@@ -288,6 +327,15 @@ class FeatureSpace:
         ``standardize=False`` returns physical units.
         """
         ds = self._dataset(data)
+        X = self._kept(ds, check)
+        if self.reduction is not None:
+            X = self.reduction.project(X, self.months(ds))
+        if standardize is None or standardize:
+            X = (X - self.mean) / self.scale
+        return X.astype(self.dtype)
+
+    def _kept(self, ds, check=False):
+        """(n_samples, n_kept) physical float64 values of the unmasked points."""
         blocks = self._blocks(ds)
         if check and not any(is_dask(b) for b in blocks):
             self._check_values(ds)
@@ -298,9 +346,7 @@ class FeatureSpace:
         else:
             X = np.concatenate([np.asarray(b) for b in blocks], axis=1)
         X = X.astype(np.float64)
-        if standardize is None or standardize:
-            X = (X - self.mean) / self.scale
-        return X.astype(self.dtype)
+        return X if self.keep is None else X[:, self.keep]
 
     def sequence_bounds(self, data) -> np.ndarray:
         """Start/stop indices of the contiguous sequences in :meth:`transform`'s sample order.
@@ -357,14 +403,16 @@ class FeatureSpace:
 
     # ---------------------------------------------------------------------------------------
     def inverse_transform(self, X, standardized: bool = True, dims=None, coords=None,
-                          attrs=None):
+                          attrs=None, pcs: bool = False):
         """Array -> labeled data shaped like the fitted data.
 
         ``X`` has shape (..., n_features); its leading axes are named by ``dims`` (default: the
         sample dim for 2-D input, (sequence or "member", sample) for 3-D). ``coords`` supplies
         coordinate values for those dims (default ``0..n-1``, or the fitted sample coordinate
         continued with the fitted step, see :meth:`sample_coordinate`). Returns a Dataset if the
-        space was fitted on a Dataset, else a DataArray.
+        space was fitted on a Dataset, else a DataArray. Masked points are NaN. With an EOF
+        reduction ``X`` holds PCs: the fields are rebuilt on the grid (climatology added), or
+        with ``pcs=True`` the PCs are returned as a DataArray ``pc`` over ``(..., "mode")``.
         """
         X = np.asarray(X)
         if X.shape[-1] != self.n_features:
@@ -386,12 +434,14 @@ class FeatureSpace:
         coords = dict(coords or {})
         if self.sample_dim in dims and self.sample_dim not in coords:
             coords[self.sample_dim] = self.sample_coordinate(lead_shape[dims.index(self.sample_dim)])
+        if self.reduction is not None and pcs:
+            return self._pcs(X, dims, coords, attrs)
+        X = self._on_grid(self._rebuilt(X, dims, coords) if self.reduction is not None else X)
         out = {}
         for l in self.layouts:
             tmpl = self._template[l.name]
             values = X[..., l.slice].reshape(lead_shape + l.shape)
-            da = xr.DataArray(values, dims=dims + l.dims,
-                              coords={d: tmpl[d] for d in l.dims if d in tmpl.coords},
+            da = xr.DataArray(values, dims=dims + l.dims, coords=tmpl.coords,
                               attrs=dict(tmpl.attrs), name=l.name)
             out[l.name] = da
         ds = xr.Dataset(out, attrs=dict(self._template.attrs) if attrs is None else attrs)
@@ -403,6 +453,54 @@ class FeatureSpace:
             da = ds[self.layouts[0].name]
             return da.rename(self.dataarray_name)
         return ds
+
+    def _on_grid(self, X):
+        """(..., n_kept) -> (..., n_grid) with NaN at the masked points."""
+        if self.keep is None:
+            return X
+        full = np.full(X.shape[:-1] + (self.n_grid,), np.nan, dtype=X.dtype)
+        full[..., self.keep] = X
+        return full
+
+    def _rebuilt(self, X, dims, coords):
+        """Physical PCs (..., k) -> physical fields (..., n_kept) (months from the sample
+        coordinate for a seasonal climatology)."""
+        months = None
+        if self.reduction.seasonal and self.sample_dim in dims:
+            t = xr.DataArray(np.asarray(coords[self.sample_dim]), dims="t")
+            if np.issubdtype(t.dtype, np.datetime64) or t.dtype == object:
+                axis = dims.index(self.sample_dim)
+                shape = [1] * len(dims)
+                shape[axis] = -1
+                months = np.broadcast_to(np.asarray(t.dt.month.values).reshape(shape),
+                                         X.shape[:-1]).ravel()
+        k = self.reduction.n_modes
+        return self.reduction.reconstruct(X.reshape(-1, k), months).reshape(
+            X.shape[:-1] + (self.n_kept,))
+
+    def _pcs(self, X, dims, coords, attrs):
+        units = {str(self._template[l.name].attrs.get("units", "")) for l in self.layouts}
+        out = xr.DataArray(X, dims=dims + ("mode",), name="pc",
+                           coords={**coords, "mode": np.arange(1, X.shape[-1] + 1)},
+                           attrs={"long_name": "principal components (EOF reduction)",
+                                  **({"units": units.pop()} if len(units) == 1 else {}),
+                                  **(attrs or {})})
+        if self.sample_dim in out.coords:
+            out[self.sample_dim].attrs.update(self.time.get("attrs", {}))
+        return out
+
+    def pcs(self, data):
+        """The PCs (physical units) of fields shaped like the fitted data (e.g. a generated
+        ensemble), as a DataArray over the data's sample dims and ``mode``."""
+        if self.reduction is None:
+            raise DataError("this FeatureSpace has no EOF reduction; fit with reduce=EOF(...)")
+        ds = self._dataset(data)
+        if "member" in ds.dims and self.sequence_dim != "member":  # a generated ensemble
+            return xr.concat([self.pcs(ds.isel(member=i)) for i in range(ds.sizes["member"])],
+                             dim=ds["member"] if "member" in ds.coords else "member")
+        lead, shape, coords = self.lead_layout(ds)
+        X = np.asarray(self.transform(ds, standardize=False))
+        return self._pcs(X.reshape(shape + (self.n_features,)), tuple(lead), coords, None)
 
     def lead_layout(self, like):
         """``(lead dims, their sizes, their coords)`` of an xarray input ``like``: the sample
@@ -417,7 +515,8 @@ class FeatureSpace:
         lead, shape, coords = self.lead_layout(like)
         return self.inverse_transform(np.asarray(values).reshape(shape + (self.n_features,)),
                                       standardized=False, dims=lead, coords=coords,
-                                      attrs=dict(attrs or {}))
+                                      attrs=dict(attrs or {}),
+                                      pcs=self.reduction is not None)
 
     @staticmethod
     def match_input(out, like):
@@ -435,94 +534,23 @@ class FeatureSpace:
 
     # ---------------------------------------------------------------------------------------
     def to_dataset(self) -> xr.Dataset:
-        """Serialize to an xr.Dataset of plain arrays and attrs (NetCDF-safe, no pickle)."""
-        out = {}
-        for l in self.layouts:
-            tmpl = self._template[l.name]
-            out[f"mean__{l.name}"] = tmpl.copy(data=self.mean[l.slice].reshape(l.shape))
-            out[f"scale__{l.name}"] = tmpl.copy(data=self.scale[l.slice].reshape(l.shape))
-            out[f"scale__{l.name}"].attrs = {}
-        ds = xr.Dataset(out)
-        for v in ds.variables.values():  # float64 on disk, whatever the source file used
-            v.encoding = {}
-        ds.attrs = {
-            "xlangevin_object": "FeatureSpace",
-            "xlangevin_version": __version__,
-            "sample_dim": self.sample_dim,
-            "sequence_dim": self.sequence_dim or "",
-            "variables": json.dumps([[l.name, list(l.dims)] for l in self.layouts]),
-            "kind": self.kind,
-            "dataarray_name": self.dataarray_name or "",
-            "time": json.dumps({k: v for k, v in self.time.items()}, default=str),
-            "dt": self.dt,
-            "dtype": self.dtype.name,
-            "standardize": int(self.standardize),
-            "data_attrs": json.dumps(dict(self._template.attrs), default=json_default),
-        }
-        return ds
+        """Serialize to an xr.Dataset of plain arrays and attrs (NetCDF-safe, no pickle): the
+        mask is NaN in ``mean__<variable>``; an EOF reduction adds its arrays on the grid."""
+        return space_to_dataset(self)
 
     @classmethod
     def from_dataset(cls, ds: xr.Dataset) -> "FeatureSpace":
         """Inverse of :meth:`to_dataset`."""
-        if ds.attrs.get("xlangevin_object") != "FeatureSpace":
-            raise DataError("this Dataset does not hold an xlangevin FeatureSpace")
-        layouts, offset, means, scales, tmpl = [], 0, [], [], {}
-        for name, dims in json.loads(ds.attrs["variables"]):
-            m = ds[f"mean__{name}"].transpose(*dims)
-            layouts.append(VariableLayout(name, tuple(dims), m.shape, offset))
-            offset += layouts[-1].size
-            means.append(np.asarray(m.values, dtype=np.float64).ravel())
-            scales.append(np.asarray(ds[f"scale__{name}"].transpose(*dims).values,
-                                     dtype=np.float64).ravel())
-            tmpl[name] = m.rename(name)
-        template = xr.Dataset(tmpl, attrs=json.loads(ds.attrs["data_attrs"]))
-        return cls(sample_dim=ds.attrs["sample_dim"],
-                   sequence_dim=ds.attrs["sequence_dim"] or None, layouts=layouts,
-                   mean=np.concatenate(means), scale=np.concatenate(scales), template=template,
-                   kind=ds.attrs["kind"], dataarray_name=ds.attrs["dataarray_name"] or None,
-                   time=json.loads(ds.attrs["time"]), dt=float(ds.attrs["dt"]),
-                   dtype=ds.attrs["dtype"], standardize=bool(int(ds.attrs["standardize"])))
+        return cls(**space_state(ds))
 
     def __repr__(self):
-        return (f"<FeatureSpace {self.kind} variables={self.variables} "
+        extra = "" if self.keep is None else f" masked={self.n_grid - self.n_kept}"
+        if self.reduction is not None:
+            extra += f" reduction={self.reduction!r}"
+        return (f"<FeatureSpace {self.kind} variables={self.variables}{extra} "
                 f"n_features={self.n_features} sample_dim={self.sample_dim!r} "
                 f"sequence_dim={self.sequence_dim!r} dt={self.dt:g} "
                 f"standardize={self.standardize}>")
-
-
-def _chosen_variables(ds, dim, variables) -> list:
-    """The data variables to model: the given ones (checked) or all that have ``dim``."""
-    if variables is None:
-        names = [v for v in ds.data_vars if dim in ds[v].dims]
-        if not names:
-            raise DataError(f"no data variable has the sample dim {dim!r}")
-        return names
-    names = [variables] if isinstance(variables, str) else list(variables)
-    missing = [v for v in names if v not in ds.data_vars]
-    if missing:
-        raise DataError(f"variables {missing} not in the data; it has {list(ds.data_vars)}")
-    lacking = [v for v in names if dim not in ds[v].dims]
-    if lacking:
-        raise DataError(f"variables {lacking} do not have the sample dim {dim!r}")
-    return names
-
-
-def _layouts(ds, names, lead) -> list:
-    """One :class:`VariableLayout` per variable: its non-sample dims, stacked in C order."""
-    layouts, offset = [], 0
-    for v in names:
-        arr = ds[v]
-        if not (np.issubdtype(arr.dtype, np.number) or np.issubdtype(arr.dtype, np.bool_)) \
-                or np.issubdtype(arr.dtype, np.complexfloating):
-            raise DataError(f"variable {v!r} has non-numeric dtype {arr.dtype}; only real "
-                            "numbers can be modeled")
-        extra = [d for d in lead if d not in arr.dims]
-        if extra:
-            raise DataError(f"variable {v!r} lacks dim(s) {extra} that other variables have")
-        fdims = tuple(d for d in arr.dims if d not in lead)
-        layouts.append(VariableLayout(v, fdims, tuple(arr.sizes[d] for d in fdims), offset))
-        offset += layouts[-1].size
-    return layouts
 
 
 def _sample_axis(ds, dim, require_regular):
@@ -535,3 +563,19 @@ def _sample_axis(ds, dim, require_regular):
     time["freq"] = freq
     time["attrs"] = dict(coord.attrs) if coord is not None else {}
     return time, dt
+
+
+#: dim names that CMIP, ERA5 and other archives give to ensemble members
+ENSEMBLE_DIMS = ("member", "members", "member_id", "realization", "realisation", "number",
+                 "ens", "ensemble", "ensemble_member")
+
+
+def _refuse_unnamed_ensemble(ds, dim: str, sequence_dim) -> None:
+    """A dim named like an ensemble that is not the sequence dim would silently become
+    features: refuse it, naming the parameter that makes it members."""
+    for name in ds.dims:
+        if name in ENSEMBLE_DIMS and name not in (dim, sequence_dim):
+            raise DataError(f"dim {name!r} looks like an ensemble (members) dim; pass "
+                            f"member_dim={name!r} to treat its entries as independent members "
+                            f"(sequences), or rename it if it holds features "
+                            f"(data.rename({{{name!r}: 'station'}}))")

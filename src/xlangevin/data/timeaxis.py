@@ -74,11 +74,11 @@ def grid_positions(coord: xr.DataArray | None, info: dict):
                 return months
         if info["kind"] == "cftime":
             t = np.asarray([(v - coord.values[0]).total_seconds() for v in coord.values]) / 86400.0
-        else:
-            t = (coord.values - coord.values[0]) / np.timedelta64(1, "D")
+            diffs = np.diff(t)
+        else:   # whole nanoseconds first: days since the start would round each step
+            diffs = np.diff(coord.values.astype("datetime64[ns]").astype(np.int64)) / 86400e9
     else:
-        t = np.asarray(coord.values, dtype=np.float64)
-    diffs = np.diff(t)
+        diffs = np.diff(np.asarray(coord.values, dtype=np.float64))
     if np.any(diffs <= 0):
         bad = int(np.argmax(diffs <= 0))
         raise DataError(f"the sample coordinate is not strictly increasing (step {bad} -> "
@@ -155,7 +155,7 @@ def sample_coordinate(time: dict, dt: float, n: int, start=None):
         return np.arange(n)
     if kind == "numeric":
         return (0.0 if start is None else float(start)) + dt * np.arange(n)
-    freq = time["freq"] or pd.to_timedelta(dt, unit="D")
+    freq = time["freq"] or pd.to_timedelta(round(dt * 86400e9), unit="ns")
     start = start if start is not None else "2000-01-01"
     if kind == "cftime":
         return xr.date_range(start, periods=n, freq=freq, calendar=time["calendar"],
@@ -182,7 +182,7 @@ def time_values(space, origin, elapsed):
         grid = space.sample_coordinate(int(q.max()) + 1, start=origin)
         return np.asarray(grid)[q]
     if kind == "datetime" and not space.time.get("freq") and origin is not None:
-        return np.datetime64(origin, "ns") + (elapsed * 86400e9).astype("timedelta64[ns]")
+        return np.datetime64(origin, "ns") + np.rint(elapsed * 86400e9).astype("timedelta64[ns]")
     warnings.warn("the simulation's sample spacing is not a whole number of the data's calendar "
                   "steps; the time coordinate is the elapsed time in data steps", stacklevel=3)
     return pos

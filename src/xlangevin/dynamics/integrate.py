@@ -14,10 +14,11 @@ from concurrent.futures import ThreadPoolExecutor
 import numpy as np
 import torch
 import xarray as xr
-from tqdm.auto import tqdm
 
 from .. import io
+from ..resources import require_memory
 from ..data.timeaxis import time_values
+from ..progress import bar as progress_bar
 
 __all__ = ["BlowUpError", "Noise", "EnsembleWriter", "run_ensemble"]
 
@@ -93,7 +94,7 @@ def run_ensemble(stepper, x, samples, noise, rng_reset, writer, *, n_steps, burn
     resets = np.zeros(m, np.int64)
     frozen = np.full(m, -1, np.int64)
     empty = np.empty((0, m, d), x.dtype)
-    bar = tqdm(total=burn_in + n_steps, disable=not progress, desc="langevin", unit="step",
+    bar = progress_bar(total=burn_in + n_steps, progress=progress, desc="langevin", unit="step",
                unit_scale=True, leave=False)
     try:
         for phase, total in (("burn_in", burn_in), ("run", n_steps)):
@@ -143,14 +144,29 @@ class EnsembleWriter:
     in memory, or streamed to the NetCDF file ``path`` (atomic) and opened lazily at the end.
     Sample ``k`` (1-based) is at ``origin + (burn_in + k save_every) dt``."""
 
-    def __init__(self, space, m, path, origin, dt, burn_in, save_every):
+
+    def __init__(self, space, m, path, origin, dt, burn_in, save_every, n_steps,
+                 overwrite=False, max_memory=None):
+        if n_steps < save_every:
+            raise ValueError(f"save_every ({save_every}) exceeds n_steps ({n_steps}): nothing "
+                             "would be saved; lower save_every or raise n_steps")
+        if path is None:
+            # float64 states: the saved chunks and their concatenation (features), the output
+            # in physical units on the whole grid (masked points and EOF-reduced fields included)
+            require_memory(8 * (n_steps // save_every) * m * (2 * space.n_features
+                                                                + space.n_grid),
+                           f"an ensemble of {m} members x "
+                           f"{n_steps // save_every} saved states", max_memory,
+                           "pass path= to stream it to a NetCDF file (one chunk in memory), or "
+                           "ask for fewer members or saved states")
         self.space = space
         self.m = m
         self.origin = origin
         self.dt, self.burn_in, self.save_every = dt, burn_in, save_every
         self.count = 0
         self._chunks = []
-        self._stream = None if path is None else io.NetCDFStream(path, space.sample_dim)
+        self._stream = None if path is None else io.NetCDFStream(path, space.sample_dim,
+                                                                 overwrite=overwrite)
 
     def _times(self, start, n):
         k = np.arange(start + 1, start + n + 1, dtype=np.float64)
@@ -192,8 +208,8 @@ class EnsembleWriter:
             return out
         if self.count == 0:          # nothing saved: write an empty result
             self._stream_piece(np.empty((0, self.m, sp.n_features)), 0)
-        path = self._stream.close(attrs)
-        ds = xr.open_dataset(path, chunks={})
+        self._stream.close(attrs)
+        ds = self._stream.open(chunks={})
         if sp.kind == "DataArray":
             da = ds[sp.dataarray_name]
             da.attrs.update(ds.attrs)

@@ -176,7 +176,7 @@ class EffectiveLangevin(Estimator):
         return {"sequences": True}
 
     # -----------------------------------------------------------------------------------------
-    def fit(self, data, score="auto") -> LangevinModel:
+    def fit(self, data, score="auto", reduce=None, member_dim="member") -> LangevinModel:
         """Fit on ``data`` (xarray Dataset/DataArray, regularly sampled along ``dim``, or an
         (n, d) array of consecutive samples) with ``score``: a :class:`~xlangevin.ScoreModel`, a
         callable on physical (n, d) arrays (exact score), a numba-jitted ``f(x_row, out_row)``
@@ -184,8 +184,9 @@ class EffectiveLangevin(Estimator):
         fitted first, on the same data, with ``score_options``: ``"auto"`` (default: the
         estimator chosen on a held-out block of the record, :class:`xlangevin.score.AutoScore`),
         ``"kgmm"``, ``"gmm"``, ``"dsm"``, ``"polynomial"`` or ``"gaussian"`` (the linear
-        baseline)."""
-        return super().fit(data, score=score)
+        baseline). ``reduce``: an :class:`xlangevin.EOF` reduction of a gridded field
+        (docs/fields.md). ``member_dim``: the dim of independent ensemble members."""
+        return super().fit(data, score=score, reduce=reduce, member_dim=member_dim)
 
     def _fit(self, features, score="auto") -> LangevinModel:
         features = features.in_memory()

@@ -251,7 +251,8 @@ class LangevinModel(Model):
     def generate(self, n_steps, dt, save_every=1, n_members=1, burn_in=0, init=None, seed=None,
                  on_blowup="reset", bound=DEFAULT_BOUND, backend="auto", dtype="float64",
                  progress=True, path=None, time_origin="data", chunk_steps=None,
-                 max_reset_fraction=DEFAULT_MAX_RESET_FRACTION):
+                 max_reset_fraction=DEFAULT_MAX_RESET_FRACTION, overwrite=False,
+                 max_memory=None):
         """Integrate the model by Euler–Maruyama and return the ensemble as xarray.
 
         ``x~ <- x~ + dt Phi~ s~(x~) + sqrt(2 dt) Sigma~ eta`` in standardized units, all members
@@ -261,16 +262,13 @@ class LangevinModel(Model):
         ----------
         n_steps : steps after the burn-in; ``n_steps // save_every`` states are returned.
         dt : the step: a number in the time units of the data's sample coordinate
-            (``xlangevin.data.timeaxis.time_units(model.space)``: the coordinate's units for
-            numeric time, days for datetime/cftime time without a calendar frequency, steps of
-            the frequency for monthly (quarterly, yearly) records, samples without a
-            coordinate), or a time delta converted to those units: ``np.timedelta64``,
-            ``datetime.timedelta``, ``pd.Timedelta``, a pandas offset or a string such as
-            ``"1D"`` or ``"6h"``; calendar months (``"1MS"``, ``np.timedelta64(1, "M")``,
-            ``pd.DateOffset(months=1)``) for monthly data, where fixed durations are refused.
-            ``model.space.dt`` is the data spacing; ``save_every * dt == space.dt`` reproduces
-            the data's sampling (e.g. ``dt="6h", save_every=4`` on daily data). The attrs
-            record ``dt`` as that number.
+            (``xlangevin.data.timeaxis.time_units(model.space)``: the coordinate's units, days
+            for datetime/cftime time without a calendar frequency, steps of the frequency for
+            monthly (quarterly, yearly) records, else samples), or a time delta in those units
+            (``np.timedelta64``, ``datetime.timedelta``, ``pd.Timedelta``, a pandas offset, a
+            string such as ``"6h"``; calendar months (``"1MS"``) for monthly data only).
+            ``save_every * dt == model.space.dt`` reproduces the data's sampling (e.g.
+            ``dt="6h", save_every=4`` on daily data); the attrs record ``dt`` as a number.
         save_every : keep every ``save_every``-th state.
         n_members : ensemble size.
         burn_in : number of STEPS integrated first and discarded (a time ``T`` is
@@ -290,8 +288,10 @@ class LangevinModel(Model):
             ``"numpy"`` (reference loop); all consume the same noise.
         dtype : float64 (default) or float32 state, noise and arithmetic.
         progress : progress bar.
-        path : stream the result to this NetCDF file (written under a temporary name and renamed
-            when complete) and return it opened lazily; for runs that do not fit in memory.
+        path : stream the result to this NetCDF file (atomic; an existing file is replaced only
+            with ``overwrite=True``) and return it opened lazily; for runs larger than memory.
+            Without ``path`` a result larger than ``max_memory`` bytes (default 80 % of the
+            available memory) raises ``MemoryError`` before anything is allocated.
         time_origin : ``"data"`` (default): the time coordinate continues from the last time of
             the fitted data; or a value of the coordinate's type (e.g. 0.0). Sample ``k``
             (1-based) is at ``origin + (burn_in + k save_every) dt``.
@@ -303,14 +303,15 @@ class LangevinModel(Model):
 
         Returns
         -------
-        xr.DataArray or xr.Dataset (like the fitted data) with dims ``(member, <sample dim>,
-        ...)``; the sample coordinate is in the data's calendar (datetime64 for datetime data,
-        cftime dates of the same calendar for cftime data; monthly records stay on month starts
-        or ends), continuing from ``time_origin``. A model fitted on delay-embedded data
-        (:func:`xlangevin.delay_embed`) returns the ``lag`` dim too: ``sim.sel(lag=0)`` is the
-        observed component. attrs record dt, save_every, n_steps, burn_in, seed, n_members,
-        backend, dtype, bound, on_blowup, resets (total and per member), the Cdot estimator and
-        the model's Phi/Sigma.
+        xr.DataArray or xr.Dataset
+            Like the fitted data, with dims ``(member, <sample dim>, ...)``; the sample
+            coordinate is in the data's calendar (datetime64 for datetime data, cftime dates of
+            the same calendar for cftime data; monthly records stay on month starts or ends),
+            continuing from ``time_origin``. A model fitted on delay-embedded data
+            (:func:`xlangevin.delay_embed`) returns the ``lag`` dim too: ``sim.sel(lag=0)`` is
+            the observed component. attrs record dt, save_every, n_steps, burn_in, seed,
+            n_members, backend, dtype, bound, on_blowup, resets (total and per member), the
+            Cdot estimator and the model's Phi/Sigma.
         """
         from ..data.timeaxis import duration_in_units
 
@@ -338,7 +339,7 @@ class LangevinModel(Model):
         attrs = self._gen_attrs(n_steps, dt, save_every, m, burn_in, seed, ss, on_blowup, bound,
                                 stepper.name, dtype)
         writer = EnsembleWriter(self.space, m, path, self._origin(time_origin), dt, burn_in,
-                                save_every)
+                                save_every, n_steps, overwrite, max_memory)
         resets = run_ensemble(
             stepper, x, np.ascontiguousarray(self.samples, dtype=dtype), Noise(
                 noise_ss, dtype, n_threads()),
@@ -477,6 +478,9 @@ class LangevinModel(Model):
     def from_groups(cls, groups):
         attrs = groups[""].attrs
         a = io.dataset_to_arrays(groups["model"])
+        bad = [k for k, v in a.items() if not np.all(np.isfinite(v))]
+        if bad:
+            raise io.ModelFileError(f"the stored {', '.join(bad)} hold non-finite values")
         score = io.model_from_groups(io.subtree(groups, "score")) if "score" in groups else None
         current = None
         if "current" in groups:

@@ -52,7 +52,10 @@ def perturbation_response(target, n_lags: int, dt, save_every: int = 1, forcing=
     seed, backend : of the ensembles (the same noise for both members of a pair); ``backend``
         for a LangevinModel only.
 
-    Returns the Dataset of :func:`~xlangevin.linear_response.response` with ``response_stderr``.
+    Returns
+    -------
+    xr.Dataset
+        The Dataset of :func:`~xlangevin.linear_response.response` with ``response_stderr``.
     """
     rng = np.random.default_rng(seed)
     runner = (_ModelRunner(target, dt, save_every, n_lags, backend)

@@ -9,25 +9,33 @@
 * :mod:`.nets` — the networks (MLP, periodic 1-D U-Net);
 * :mod:`.polynomial` — a polynomial log-density by implicit score matching (closed form);
 * :mod:`.subspace` — nonlinear along the leading principal directions, Gaussian across the rest;
+* :mod:`.spectral` — spectral score matching of a time-dependent score (:mod:`.spectral_basis`:
+  the generator eigenfunctions; :mod:`.time_model`: :class:`TimeScoreModel` and its reverse-time
+  sampler); :mod:`.ism` — the same by a network trained by implicit score matching;
 * :mod:`.select` — ``"auto"``: the estimator chosen on a held-out block of the record.
 """
 
 from .dsm import DSM
 from .gaussian import Gaussian
 from .gmm import GMM
+from .ism import ISM, ISMStationary
 from .kgmm import KGMM
 from .model import NoiseToScore, ScoreModel, register_field
 from .nets import MLP, UNet1d
 from .polynomial import Polynomial
 from .select import AutoScore
+from .spectral import SpectralScore, SpectralStationary
 from .subspace import LeadingSubspace
+from .time_model import TimeScoreModel
 
 __all__ = ["ScoreModel", "NoiseToScore", "register_field", "KGMM", "GMM", "DSM", "Gaussian", "Polynomial", "AutoScore", "LeadingSubspace", "MLP",
-           "UNet1d", "SCORE_METHODS", "score_estimator"]
+           "UNet1d", "SCORE_METHODS", "score_estimator", "SpectralScore", "SpectralStationary",
+           "TimeScoreModel", "ISM", "ISMStationary"]
 
 #: the score estimators by name (``ds.score.fit(method=...)``, ``EffectiveLangevin(score=...)``)
 SCORE_ESTIMATORS = {"auto": AutoScore, "kgmm": KGMM, "gmm": GMM, "dsm": DSM,
-                    "gaussian": Gaussian, "polynomial": Polynomial}
+                    "gaussian": Gaussian, "polynomial": Polynomial,
+                    "spectral": SpectralStationary, "ism": ISMStationary}
 SCORE_METHODS = tuple(SCORE_ESTIMATORS)
 
 

@@ -10,10 +10,10 @@ modeling for score function estimation"). The sums of a chunk come from the regi
 from __future__ import annotations
 
 import numpy as np
-from tqdm.auto import tqdm
 
 from ..backends import import_cupy, kernel, resolve_backend
 from ..data import is_dask
+from ..progress import bar as progress_bar
 
 __all__ = ["kgmm_cell_statistics", "cell_means"]
 
@@ -151,7 +151,7 @@ def kgmm_cell_statistics(Y, sigma, partition, rng, tol=1e-2, stderr_tol=None, ma
     draw, to_device = _noise(rng, backend, Y.dtype)
     signs = (1.0, -1.0) if antithetic else (1.0,)
     history, se_history, mc_history, previous = [], [], [], None
-    bar = tqdm(total=max_passes, disable=not progress, desc="KGMM passes", leave=False)
+    bar = progress_bar(total=max_passes, progress=progress, desc="KGMM passes", leave=False)
     try:
         for i in range(max_passes):
             _one_pass(Y, sigma, partition, draw, sums, signs, chunk_size, backend, to_device)

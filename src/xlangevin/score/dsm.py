@@ -27,11 +27,11 @@ import time
 import numpy as np
 import torch
 from torch import nn
-from tqdm.auto import tqdm
 
 from ..backends import torch_threads
 from ..base import Estimator, Flag, Interval, OneOf, Seed, Sizes, provenance
 from ..data import DataError, check_periodic_field
+from ..progress import bar as progress_bar
 from .model import NoiseToScore, ScoreModel
 from .nets import MLP, UNet1d
 
@@ -273,7 +273,7 @@ class DSM(Estimator):
         # a small MLP trains fastest on one CPU thread (per-op threading overhead dominates)
         small = isinstance(net, MLP) and device.type == "cpu" and max(net.hidden) <= 512
         threads = 1 if small else torch.get_num_threads()
-        bar = tqdm(range(epochs), disable=not self.progress, desc="DSM", leave=False)
+        bar = progress_bar(range(epochs), progress=self.progress, desc="DSM", leave=False)
         step = 0
         # (cudnn.benchmark was measured: -6 % per U-Net step on an H100 but ~17 s of autotuning,
         # a loss below ~2x10^4 steps; it is left to the user's setting)

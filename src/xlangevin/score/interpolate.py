@@ -23,9 +23,9 @@ from __future__ import annotations
 
 import numpy as np
 import torch
-from tqdm.auto import tqdm
 
 from ..backends import torch_threads
+from ..progress import bar as progress_bar
 from .nets import MLP
 
 __all__ = ["fit_interpolator"]
@@ -87,7 +87,8 @@ def fit_interpolator(centres, targets, weights, hidden=(128, 64), epochs=None, b
                 epochs = int(np.clip(30_000 // steps_per_epoch, 200, 2000))
             train_set = (t(centres[train]), t(targets[train]), t(weights[train]))
             val_set = (t(centres[val]), t(targets[val]), t(weights[val]))
-            bar = tqdm(range(epochs), disable=not progress, desc="interpolator", leave=False)
+            bar = progress_bar(range(epochs), progress=progress, desc="interpolator",
+                                leave=False)
             epoch = _train_epochs(net, opt, loss_of, bar, train_set, val_set, n_val, batch_size,
                                   patience, torch_gen, history)
             bar.close()
@@ -108,7 +109,7 @@ def _train_plateau(net, opt, loss_of, train_set, window, tol, max_steps, progres
     X, T, W = train_set
     losses = history["train"]
     net.train()
-    bar = tqdm(range(max_steps), disable=not progress, desc="interpolator", leave=False)
+    bar = progress_bar(range(max_steps), progress=progress, desc="interpolator", leave=False)
     history["plateau"] = False
     for step in bar:
         opt.zero_grad()

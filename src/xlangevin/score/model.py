@@ -105,6 +105,8 @@ class ScoreModel(Model):
         a fixed 65536 would take >10 GB), at most 65536.
     history : training history of the estimator (per-pass / per-epoch arrays; not saved).
 
+    Notes
+    -----
     The model is immutable; :meth:`to` returns a copy on another device.
     """
 

@@ -270,12 +270,21 @@ def network_to_arrays(net: nn.Module) -> tuple[dict, dict]:
 
 
 def network_from_arrays(config: dict, arrays: dict) -> nn.Module:
-    """Rebuild a network from :func:`network_to_arrays` output."""
+    """Rebuild a network from :func:`network_to_arrays` output. The network is first built on
+    torch's ``meta`` device (no memory): its parameter shapes must equal the stored arrays'
+    before the real network is allocated, so a file's config cannot ask for more memory than
+    its weights occupy."""
     config = dict(config)
     kind = config.pop("type", None)
     if kind not in _NETWORKS:
         raise ValueError(f"unknown network type {kind!r}; known: {sorted(_NETWORKS)}")
+    with torch.device("meta"):
+        shapes = {k: tuple(v.shape) for k, v in _NETWORKS[kind](**config).state_dict().items()}
+    stored = {k: tuple(np.shape(v)) for k, v in arrays.items()}
+    if shapes != stored:
+        wrong = sorted(set(shapes.items()) ^ set(stored.items()))[:4]
+        raise ValueError(f"the stored weights do not match the {kind} network's configuration "
+                         f"(first differences: {wrong})")
     net = _NETWORKS[kind](**config)
-    state = {k: torch.as_tensor(np.asarray(v)) for k, v in arrays.items()}
-    net.load_state_dict(state)
+    net.load_state_dict({k: torch.as_tensor(np.asarray(v)) for k, v in arrays.items()})
     return net.eval()

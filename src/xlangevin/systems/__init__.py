@@ -6,8 +6,10 @@ known, ``score`` and ``density``) acting on arrays of shape (n, d), for tests an
 """
 
 from . import double_well
+from . import ginzburg_landau
+from . import gridded
 from . import ks
 from . import lorenz63, lorenz96, manifolds, ou, potential, slowfast, triad
 
-__all__ = ["double_well", "ks", "lorenz63", "lorenz96", "manifolds", "ou", "potential",
+__all__ = ["double_well", "ginzburg_landau", "gridded", "ks", "lorenz63", "lorenz96", "manifolds", "ou", "potential",
            "slowfast", "triad"]

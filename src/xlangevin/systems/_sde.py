@@ -29,10 +29,10 @@ from typing import Callable
 import numba
 import numpy as np
 import xarray as xr
-from tqdm.auto import tqdm
 
 from .. import io
 from .._version import __version__
+from ..progress import bar as progress_bar
 
 SCHEMES = ("euler", "heun")
 
@@ -69,7 +69,12 @@ def _sde_chunk(drift, noise, heun, x, p, dt, xi, out):
 
 @dataclass
 class SDESystem:
-    """A stochastic system ``dx = f(x) dt + g(x) dW`` given by numba drift/noise functions."""
+    """A stochastic system ``dx = f(x) dt + g(x) dW`` given by numba drift/noise functions.
+
+    For the tangent dynamics (:func:`xlangevin.lyapunov`): ``tangent(x, p, V, out)`` writes
+    ``Df(x) V`` for a (d, k) matrix ``V``; ``noise_tangent(x, p, xi, V, out)`` writes
+    ``D(g(x) xi) V`` (None: additive noise); ``x0`` is a default initial state (d,).
+    """
 
     name: str
     drift: Callable
@@ -77,6 +82,9 @@ class SDESystem:
     params: np.ndarray
     n_noise: int
     scheme: str = "euler"
+    tangent: Callable | None = None
+    noise_tangent: Callable | None = None
+    x0: np.ndarray | None = None
 
     def __post_init__(self):
         if self.scheme not in SCHEMES:
@@ -113,12 +121,13 @@ class TrajectoryWriter:
     ``variables`` maps a variable name to ``(dims, slice)``: the non-sample dims of the variable
     and the slice of the state vector that holds it (reshaped to the dims' sizes). On ``close`` an
     ``xr.Dataset`` with dims ``(member?, time, ...)`` is returned; with ``path`` the file is
-    written to a temporary name beside ``path`` and renamed when complete (atomic), then opened
-    lazily with dask chunks.
+    written to a temporary name beside ``path`` and published when complete (atomic; an existing
+    file is replaced only with ``overwrite``), then opened lazily with dask chunks.
     """
 
     def __init__(self, variables, coords, n_members, keep_member_dim, n_samples, sample_interval,
-                 t0, attrs, path=None, var_attrs=None, coord_attrs=None):
+                 t0, attrs, path=None, var_attrs=None, coord_attrs=None,
+                 overwrite=False):
         self.variables = variables
         self.coords = coords
         self.n_members = n_members
@@ -132,7 +141,7 @@ class TrajectoryWriter:
         self.count = 0
         self._chunks = []
         self._stream = None if path is None else io.NetCDFStream(path, "time",
-                                                                 self._encoding())
+                                                                 self._encoding(), overwrite)
 
     # -- shapes -------------------------------------------------------------------------------
     def _shape(self, dims):
@@ -189,7 +198,8 @@ class TrajectoryWriter:
 
     def close(self) -> xr.Dataset:
         if self._stream is not None:
-            return xr.open_dataset(self._stream.close(self.attrs), chunks={})
+            self._stream.close(self.attrs)
+            return self._stream.open(chunks={})
         return self._dataset(np.concatenate(self._chunks, axis=0), 0)
 
     def abort(self):
@@ -229,7 +239,7 @@ def record_chunks(writer: TrajectoryWriter, advance, n_samples: int, chunk_sampl
     writer is aborted (no partial file is left).
     """
     try:
-        with tqdm(total=burn_steps + n_samples * steps_per_sample, disable=not progress,
+        with progress_bar(total=burn_steps + n_samples * steps_per_sample, progress=progress,
                   desc=desc, unit="step", unit_scale=True, leave=False) as bar:
             left = burn_steps
             while left > 0:
@@ -251,8 +261,9 @@ def record_chunks(writer: TrajectoryWriter, advance, n_samples: int, chunk_sampl
 
 def run_sde(system: SDESystem, x0: np.ndarray, n_samples: int, dt: float, save_every: int,
             burn_in: float, seed, writer_kwargs: dict, chunk_samples: int | None = None,
-            progress: bool = True, path=None) -> xr.Dataset:
-    """Integrate ``system`` from ``x0`` (members, d) and return the saved trajectory.
+            progress: bool = True, path=None, overwrite: bool = False) -> xr.Dataset:
+    """Integrate ``system`` from ``x0`` (members, d) and return the saved trajectory
+    (streamed to ``path`` when given; an existing file is replaced only with ``overwrite``).
 
     ``burn_in`` (model time units) is integrated first and discarded. Saved samples are spaced
     ``dt * save_every``; the first saved sample is one interval after the burn-in.
@@ -266,7 +277,8 @@ def run_sde(system: SDESystem, x0: np.ndarray, n_samples: int, dt: float, save_e
     n_burn = int(round(burn_in / dt))
     interval = dt * save_every
     writer = TrajectoryWriter(n_samples=n_samples, sample_interval=interval,
-                              t0=n_burn * dt + interval, path=path, n_members=m, **writer_kwargs)
+                              t0=n_burn * dt + interval, path=path, n_members=m,
+                              overwrite=overwrite, **writer_kwargs)
     return record_chunks(
         writer, lambda n: system.step_chunk(x, dt, rng.standard_normal((n, save_every, m, k))),
         n_samples, chunk_samples, system.name, progress, steps_per_sample=save_every,

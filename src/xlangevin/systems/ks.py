@@ -45,7 +45,7 @@ INTEGRATOR = "ETDRK4 (Kassam-Trefethen 2005, M=32 contour points, 2/3 dealiasing
 N_CONTOUR = 32
 
 __all__ = ["EQUATION", "INTEGRATOR", "ETDRK4", "rhs", "step_etdrk4", "grid", "wavenumbers",
-           "random_initial_condition", "simulate", "resolve", "lyapunov_exponent"]
+           "random_initial_condition", "simulate", "resolve", "lyapunov_exponent", "jacobian"]
 
 
 # ----------------------------------------------------------------------------------------------
@@ -60,13 +60,13 @@ def _check_domain(L, N):
 
 
 def grid(L: float = 34.0, N: int = 64) -> np.ndarray:
-    """Grid positions ``x_i = L i / N``, ``i = 0 .. N-1``."""
+    """Grid positions ``x_i = L i / N``, ``i = 0..N-1``."""
     L, N = _check_domain(L, N)
     return L * np.arange(N) / N
 
 
 def wavenumbers(L: float = 34.0, N: int = 64) -> np.ndarray:
-    """Wavenumbers ``k_n = 2 pi n / L`` of the ``rfft`` modes ``n = 0 .. N/2``."""
+    """Wavenumbers ``k_n = 2 pi n / L`` of the ``rfft`` modes ``n = 0..N/2``."""
     L, N = _check_domain(L, N)
     return 2.0 * np.pi * np.arange(N // 2 + 1) / L
 
@@ -103,6 +103,23 @@ def rhs(u, L: float = 34.0, dealias: bool = False) -> np.ndarray:
         nl = nl * _dealias_mask(N)
     lin = (k**2 - k**4) * v
     return np.fft.irfft(lin + nl, n=N, axis=-1)
+
+
+def jacobian(u, L: float = 34.0, dealias: bool = False) -> np.ndarray:
+    """Jacobian of :func:`rhs` on the grid, shape (..., N, N): column ``l`` is the tangent
+    ``-(u v)_x - v_xx - v_xxxx`` at ``v = e_l`` (spectral derivatives, as in :func:`rhs`)."""
+    u = np.asarray(u, dtype=float)
+    N = u.shape[-1]
+    L, N = _check_domain(L, N)
+    k = wavenumbers(L, N)
+    kodd = k.copy()
+    kodd[-1] = 0.0
+    E = np.eye(N)
+    nl = -1j * kodd[:, None] * np.fft.rfft(u[..., :, None] * E, axis=-2)
+    if dealias:
+        nl = nl * _dealias_mask(N)[:, None]
+    lin = (k**2 - k**4)[:, None] * np.fft.rfft(E, axis=-2)
+    return np.fft.irfft(lin + nl, n=N, axis=-2)
 
 
 # ----------------------------------------------------------------------------------------------
@@ -304,7 +321,8 @@ def _initial_fields(u0, rng, m, L, N):
 
 def simulate(n_samples: int = 10_000, L: float = 34.0, N: int = 64, dt: float = 0.1,
              sample_interval: float = 1.0, burn_in: float = 5000.0, n_members: int | None = None,
-             u0=None, seed=None, progress: bool = True, path=None, resolved=False,
+             u0=None, seed=None, progress: bool = True, path=None,
+             overwrite: bool = False, resolved=False,
              chunk_samples: int = 1000):
     """Simulate Kuramoto–Sivashinsky and return an ``xr.Dataset`` with ``u(time, x)``.
 
@@ -325,6 +343,7 @@ def simulate(n_samples: int = 10_000, L: float = 34.0, N: int = 64, dt: float = 
     seed : seed of the initial-condition generator (the dynamics are deterministic).
     path : if given, stream the trajectory to this NetCDF file (written atomically) and return
         the Dataset opened lazily from it.
+    overwrite : replace an existing ``path`` (never a read-only file); default False.
     resolved : ``False`` (full grid), ``True`` (keep the 32-point resolved state, every
         ``N/32``-th point, see :func:`resolve`) or an integer number of points to keep.
     chunk_samples : samples held in memory before being handed to the writer.
@@ -350,7 +369,7 @@ def simulate(n_samples: int = 10_000, L: float = 34.0, N: int = 64, dt: float = 
     writer = TrajectoryWriter(
         variables={"u": (("x",), slice(0, N, step))}, coords={"x": x[::step]}, n_members=m,
         keep_member_dim=n_members is not None, n_samples=n_samples, sample_interval=interval,
-        t0=n_burn * dt + interval, attrs=attrs, path=path,
+        t0=n_burn * dt + interval, attrs=attrs, path=path, overwrite=overwrite,
         var_attrs={"u": {"long_name": "Kuramoto-Sivashinsky field u(x, t)"}},
         coord_attrs={"x": x_attrs})
     state = {"v": stepper.to_hat(u)}

@@ -38,6 +38,16 @@ def _noise(u, p, xi, out):
     out[2] = s * xi[2]
 
 
+@numba.njit(inline="always")
+def _tangent(u, p, V, out):
+    # out = Df(u) V for V of shape (3, k)
+    x, y, z = u[0], u[1], u[2]
+    for j in range(V.shape[1]):
+        out[0, j] = p[0] * (V[1, j] - V[0, j])
+        out[1, j] = (p[1] - z) * V[0, j] - V[1, j] - x * V[2, j]
+        out[2, j] = y * V[0, j] + x * V[1, j] - p[2] * V[2, j]
+
+
 def _params(sigma, rho, beta, noise):
     prm = dict(sigma=float(sigma), rho=float(rho), beta=float(beta), noise=float(noise))
     for k, v in prm.items():
@@ -78,10 +88,20 @@ def jacobian(x, sigma=10.0, rho=28.0, beta=8.0 / 3.0):
     return J
 
 
+def tangent_system(sigma: float = 10.0, rho: float = 28.0, beta: float = 8.0 / 3.0,
+                   noise: float = 5.0, scheme: str = "heun"):
+    """The numba drift, noise and tangent ``Df(x) V`` as an :class:`SDESystem` (for
+    :func:`xlangevin.lyapunov`); default initial state (1, 1, 25)."""
+    prm = _params(sigma, rho, beta, noise)
+    return SDESystem("lorenz63", _drift, _noise, np.array([prm[k] for k in _ORDER]), n_noise=3,
+                     scheme=scheme, tangent=_tangent, x0=np.array([1.0, 1.0, 25.0]))
+
+
 def simulate(n_samples: int = 100_000, dt: float = 1e-3, save_every: int = 10,
              burn_in: float = 20.0, n_members: int | None = None, x0=None, seed=None,
              sigma: float = 10.0, rho: float = 28.0, beta: float = 8.0 / 3.0,
-             noise: float = 5.0, progress: bool = True, path=None, scheme: str = "heun"):
+             noise: float = 5.0, progress: bool = True, path=None,
+             overwrite: bool = False, scheme: str = "heun"):
     """Simulate stochastic Lorenz-63; return an ``xr.Dataset`` with ``x``, ``y``, ``z`` (time).
 
     Parameters
@@ -94,6 +114,7 @@ def simulate(n_samples: int = 100_000, dt: float = 1e-3, save_every: int = 10,
     seed : seed of the noise generator.
     sigma, rho, beta : Lorenz parameters; noise : additive noise amplitude on each component.
     path : if given, stream to this NetCDF file and return it opened lazily.
+    overwrite : replace an existing ``path`` (never a read-only file); default False.
     scheme : ``"heun"`` (default) or ``"euler"``.
     """
     m = check_run_args(n_samples, dt, save_every, burn_in, n_members)
@@ -102,12 +123,11 @@ def simulate(n_samples: int = 100_000, dt: float = 1e-3, save_every: int = 10,
     if x0.shape not in ((3,), (m, 3)):
         raise ValueError(f"x0 must have shape (3,) or (n_members, 3) = ({m}, 3), got {x0.shape}")
     x0 = np.broadcast_to(x0.reshape(-1, 3), (m, 3))
-    system = SDESystem("lorenz63", _drift, _noise, np.array([prm[k] for k in _ORDER]),
-                       n_noise=3, scheme=scheme)
+    system = tangent_system(**prm, scheme=scheme)
     attrs = provenance("lorenz63", EQUATION, prm, dt, save_every, scheme, seed, burn_in)
     writer = dict(variables={"x": ((), slice(0, 1)), "y": ((), slice(1, 2)),
                              "z": ((), slice(2, 3))},
                   coords={}, keep_member_dim=n_members is not None, attrs=attrs,
                   var_attrs={v: {"long_name": f"Lorenz-63 {v}"} for v in "xyz"})
     return run_sde(system, x0, n_samples, dt, save_every, burn_in, seed, writer,
-                   progress=progress, path=path)
+                   progress=progress, path=path, overwrite=overwrite)

@@ -14,7 +14,7 @@ Note the coupling sign: ``+c1 sum_j y`` in the slow equation, as in METHODS.md a
 code (the classical Lorenz 1996 model has ``-h c / b sum_j Y``).
 
 Integrated with stochastic Heun at dt = 5e-4 (the fast linear rate is c nu = 10 and the fast
-advection scale c b |y| ~ 100 |y|) and saved every 10 steps: data spacing 0.005. Measured: Heun
+advection scale ``c b |y| ~ 100 |y|``) and saved every 10 steps: data spacing 0.005. Measured: Heun
 is stable and gives the same slow statistics (mean x 1.82, var x 8.4–8.5 at F = 4) for dt from
 2.5e-4 up to 5e-3; the fine default is conservative. The cost is dominated by drawing the
 K + K*J = 44 normals per step (~2.5 us/step/member here).
@@ -31,6 +31,15 @@ EQUATION = ("dx_k = -x_{k-1}(x_{k-2} - x_{k+1}) - nu x_k + F + c1 sum_j y_{k,j} 
             "dy_{k,j} = -c b y_{k,j+1}(y_{k,j+2} - y_{k,j-1}) - c nu y_{k,j} + c1 x_k "
             "+ noise_y dW; periodic indices")
 RINGS = ("global", "sector")
+
+
+@numba.njit(inline="always")
+def _fast_ring(i, k, J, n, sector):
+    """Flat indices (i+1, i+2, i-1) of fast variable ``i`` (sector ``k``) on its ring."""
+    if sector:
+        j = i - k * J
+        return k * J + (j + 1) % J, k * J + (j + 2) % J, k * J + (j - 1) % J
+    return (i + 1) % n, (i + 2) % n, (i - 1) % n
 
 
 @numba.njit(inline="always")
@@ -53,17 +62,39 @@ def _drift(u, p, out):
         xk = u[k]
         for j in range(J):
             i = k * J + j
-            if sector:
-                base = k * J
-                ip1 = base + (j + 1) % J
-                ip2 = base + (j + 2) % J
-                im1 = base + (j - 1) % J
-            else:
-                ip1 = (i + 1) % n
-                ip2 = (i + 2) % n
-                im1 = (i - 1) % n
+            ip1, ip2, im1 = _fast_ring(i, k, J, n, sector)
             out[K + i] = (-cb * u[K + ip1] * (u[K + ip2] - u[K + im1]) - cn * u[K + i]
                           + c1 * xk)
+
+
+@numba.njit(inline="always")
+def _tangent(u, p, V, out):
+    # out = Df(u) V for V of shape (K + K*J, k)
+    K = int(p[0])
+    J = int(p[1])
+    nu, c, b, c1 = p[3], p[4], p[5], p[6]
+    sector = p[9] > 0.5
+    n = K * J
+    for k in range(K):
+        km1, km2, kp1 = (k - 1) % K, (k - 2) % K, (k + 1) % K
+        a = u[km2] - u[kp1]
+        w = u[km1]
+        for m in range(V.shape[1]):
+            s = 0.0
+            for j in range(J):
+                s += V[K + k * J + j, m]
+            out[k, m] = -(V[km1, m] * a + w * (V[km2, m] - V[kp1, m])) - nu * V[k, m] + c1 * s
+    cb = c * b
+    cn = c * nu
+    for k in range(K):
+        for j in range(J):
+            i = k * J + j
+            ip1, ip2, im1 = _fast_ring(i, k, J, n, sector)
+            a = u[K + ip2] - u[K + im1]
+            w = u[K + ip1]
+            for m in range(V.shape[1]):
+                out[K + i, m] = (-cb * (V[K + ip1, m] * a + w * (V[K + ip2, m] - V[K + im1, m]))
+                                 - cn * V[K + i, m] + c1 * V[k, m])
 
 
 @numba.njit(inline="always")
@@ -80,8 +111,8 @@ def _params(K, J, F, nu, c, b, c1, noise_x, noise_y, fast_ring):
     if int(K) != K or K < 4:
         raise ValueError(f"K must be an integer >= 4 (the slow advection reaches k-2 and k+1), "
                          f"got {K}")
-    if int(J) != J or J < 1:
-        raise ValueError(f"J must be a positive integer, got {J}")
+    if int(J) != J or J < 0:
+        raise ValueError(f"J must be an integer >= 0 (0: the one-scale model), got {J}")
     if fast_ring not in RINGS:
         raise ValueError(f"fast_ring must be one of {RINGS}, got {fast_ring!r}")
     if fast_ring == "sector" and J < 3:
@@ -132,12 +163,59 @@ def drift(u, K: int = 4, J: int = 10, F: float = 4.0, nu: float = 1.0, c: float 
     return np.concatenate([dx, dy], axis=-1)
 
 
+def jacobian(u, K: int = 4, J: int = 10, F: float = 4.0, nu: float = 1.0, c: float = 10.0,
+             b: float = 10.0, c1: float | None = None, fast_ring: str = "global"):
+    """Exact Jacobian ``D[n, i, l] = d f_i / d u_l`` of :func:`drift`, shape (n, d, d); its
+    trace (the divergence) is the constant ``-K nu - K J c nu``."""
+    prm = _params(K, J, F, nu, c, b, c1, 0.0, 0.0, fast_ring)
+    K, J = prm["K"], prm["J"]
+    u = np.asarray(u, dtype=float)
+    d = K + K * J
+    if u.shape[-1] != d:
+        raise ValueError(f"states must have shape (n, K + K*J) = (n, {d}), got {u.shape}")
+    D = np.zeros(u.shape[:-1] + (d, d))
+    for k in range(K):
+        km1, km2, kp1 = (k - 1) % K, (k - 2) % K, (k + 1) % K
+        D[..., k, km1] -= u[..., km2] - u[..., kp1]
+        D[..., k, km2] -= u[..., km1]
+        D[..., k, kp1] += u[..., km1]
+        D[..., k, k] -= prm["nu"]
+        D[..., k, K + k * J:K + (k + 1) * J] += prm["c1"]
+    cb, cn = prm["c"] * prm["b"], prm["c"] * prm["nu"]
+    for i in range(K * J):
+        k = i // J
+        ip1, ip2, im1 = (K + r for r in _fast_ring(i, k, J, K * J, fast_ring == "sector"))
+        D[..., K + i, ip1] -= cb * (u[..., ip2] - u[..., im1])
+        D[..., K + i, ip2] -= cb * u[..., ip1]
+        D[..., K + i, im1] += cb * u[..., ip1]
+        D[..., K + i, K + i] -= cn
+        D[..., K + i, k] += prm["c1"]
+    return D
+
+
+def tangent_system(K: int = 4, J: int = 10, F: float = 4.0, nu: float = 1.0, c: float = 10.0,
+                   b: float = 10.0, c1: float | None = None, noise_x: float = 0.2,
+                   noise_y: float = 0.2, fast_ring: str = "global", scheme: str = "heun",
+                   seed=None):
+    """The numba drift, noise and tangent ``Df(u) V`` as an :class:`SDESystem` (for
+    :func:`xlangevin.lyapunov`). ``J = 0`` is the one-scale model ``dx_k = (x_{k+1} -
+    x_{k-2}) x_{k-1} - nu x_k + F``. Default initial state: x = F, y = 0, plus 0.01 times a
+    seeded normal perturbation."""
+    prm = _params(K, J, F, nu, c, b, c1, noise_x, noise_y, fast_ring)
+    K, J = prm["K"], prm["J"]
+    x0 = np.concatenate([np.full(K, prm["F"]), np.zeros(K * J)])
+    x0 = x0 + 0.01 * _aux_rng(seed).standard_normal(K + K * J)
+    return SDESystem("lorenz96", _drift, _noise, _pvec(prm), n_noise=K + K * J, scheme=scheme,
+                     tangent=_tangent, x0=x0)
+
+
 def simulate(n_samples: int = 100_000, dt: float = 5e-4, save_every: int = 10,
              burn_in: float = 20.0, n_members: int | None = None, x0=None, seed=None,
              K: int = 4, J: int = 10, F: float = 4.0, nu: float = 1.0, c: float = 10.0,
              b: float = 10.0, c1: float | None = None, noise_x: float = 0.2,
              noise_y: float = 0.2, fast_ring: str = "global", progress: bool = True,
-             path=None, scheme: str = "heun"):
+             path=None,
+             overwrite: bool = False, scheme: str = "heun"):
     """Simulate two-scale stochastic Lorenz-96; return ``x(time, k)`` and ``y(time, k, j)``.
 
     Parameters
@@ -153,20 +231,21 @@ def simulate(n_samples: int = 100_000, dt: float = 5e-4, save_every: int = 10,
     noise_x, noise_y : additive noise amplitudes of the slow and fast variables.
     fast_ring : ``"global"`` (one ring of K*J fast variables) or ``"sector"`` (a ring per k).
     path : if given, stream to this NetCDF file and return it opened lazily.
+    overwrite : replace an existing ``path`` (never a read-only file); default False.
     scheme : ``"heun"`` (default) or ``"euler"``.
     """
     mm = check_run_args(n_samples, dt, save_every, burn_in, n_members)
+    if J == 0:
+        raise ValueError("J must be >= 1 in simulate (the two-scale model); J = 0, the one-scale "
+                         "model, is offered by drift, jacobian and tangent_system")
     prm = _params(K, J, F, nu, c, b, c1, noise_x, noise_y, fast_ring)
     K, J = prm["K"], prm["J"]
     d = K + K * J
-    if x0 is None:
-        pert = _aux_rng(seed).standard_normal(d)
-        x0 = np.concatenate([np.full(K, prm["F"]), np.zeros(K * J)]) + 0.01 * pert
-    x0 = np.asarray(x0, dtype=float)
+    system = tangent_system(**{k: v for k, v in prm.items()}, scheme=scheme, seed=seed)
+    x0 = np.asarray(system.x0 if x0 is None else x0, dtype=float)
     if x0.shape not in ((d,), (mm, d)):
         raise ValueError(f"x0 must have shape ({d},) or (n_members, {d}), got {x0.shape}")
     x0 = np.broadcast_to(x0.reshape(-1, d), (mm, d))
-    system = SDESystem("lorenz96", _drift, _noise, _pvec(prm), n_noise=d, scheme=scheme)
     attrs = provenance("lorenz96", EQUATION, prm, dt, save_every, scheme, seed, burn_in,
                        extra={"fast_index": "flat fast index k*J + j"})
     writer = dict(variables={"x": (("k",), slice(0, K)), "y": (("k", "j"), slice(K, d))},
@@ -175,4 +254,4 @@ def simulate(n_samples: int = 100_000, dt: float = 5e-4, save_every: int = 10,
                   var_attrs={"x": {"long_name": "Lorenz-96 slow variables"},
                              "y": {"long_name": "Lorenz-96 fast variables"}})
     return run_sde(system, x0, n_samples, dt, save_every, burn_in, seed, writer,
-                   progress=progress, path=path)
+                   progress=progress, path=path, overwrite=overwrite)

@@ -23,7 +23,7 @@ import numba
 import numpy as np
 import scipy.linalg as sla
 
-from ._sde import TrajectoryWriter, check_run_args, provenance, record_chunks
+from ._sde import SDESystem, TrajectoryWriter, check_run_args, provenance, record_chunks
 
 EQUATION = "dx = A x dt + B dW (exact transition sampling)"
 
@@ -75,6 +75,58 @@ def drift(x, A):
     """Exact drift ``A x`` for ``x`` of shape (n, d)."""
     A = np.asarray(A, dtype=float)
     return np.asarray(x, dtype=float) @ A.T
+
+
+def jacobian(x, A):
+    """Jacobian of the drift: the constant ``A``, broadcast to shape (n, d, d)."""
+    A = np.asarray(A, dtype=float)
+    x = np.asarray(x, dtype=float)
+    return np.broadcast_to(A, x.shape[:-1] + A.shape).copy()
+
+
+@numba.njit(inline="always")
+def _matvec(M, V, out):
+    for i in range(M.shape[0]):
+        for j in range(V.shape[1]):
+            s = 0.0
+            for c in range(M.shape[1]):
+                s += M[i, c] * V[c, j]
+            out[i, j] = s
+
+
+@numba.njit(inline="always")
+def _unpack(p):
+    # p = [d, k, A (d*d), B (d*k)]
+    d, k = int(p[0]), int(p[1])
+    return p[2:2 + d * d].reshape((d, d)), p[2 + d * d:2 + d * d + d * k].reshape((d, k))
+
+
+@numba.njit(inline="always")
+def _drift(x, p, out):
+    A, _ = _unpack(p)
+    _matvec(A, x.reshape((-1, 1)), out.reshape((-1, 1)))
+
+
+@numba.njit(inline="always")
+def _noise(x, p, xi, out):
+    _, B = _unpack(p)
+    _matvec(B, xi.reshape((-1, 1)), out.reshape((-1, 1)))
+
+
+@numba.njit(inline="always")
+def _tangent(x, p, V, out):
+    A, _ = _unpack(p)
+    _matvec(A, V, out)
+
+
+def tangent_system(A, B, scheme: str = "euler"):
+    """``dx = A x dt + B dW`` as an :class:`SDESystem` with its tangent ``A V`` (for
+    :func:`xlangevin.lyapunov`, whose exponents are the real parts of the eigenvalues of
+    ``A``); x0 = 0."""
+    A, B = _check(A, B)
+    p = np.concatenate([[A.shape[0], B.shape[1]], A.ravel(), B.ravel()])
+    return SDESystem("ou", _drift, _noise, p, n_noise=B.shape[1], scheme=scheme,
+                     tangent=_tangent, x0=np.zeros(A.shape[0]))
 
 
 def score(x, A, B):
@@ -144,7 +196,8 @@ def _ar_chunk(x, F, L, eta, out):
 
 def simulate(A, B, n_samples: int = 100_000, dt: float = 0.01, burn_in: float = 0.0,
              n_members: int | None = None, x0=None, seed=None, progress: bool = True,
-             path=None, chunk_samples: int | None = None):
+             path=None,
+             overwrite: bool = False, chunk_samples: int | None = None):
     """Sample ``dx = A x dt + B dW`` exactly at spacing ``dt``; return ``x(time, k)``.
 
     Parameters
@@ -159,6 +212,7 @@ def simulate(A, B, n_samples: int = 100_000, dt: float = 0.01, burn_in: float = 
         The first saved sample is one interval after the (burnt-in) initial state.
     seed : seed of the ``numpy.random.Generator``.
     path : if given, stream to this NetCDF file and return it opened lazily.
+    overwrite : replace an existing ``path`` (never a read-only file); default False.
     """
     m = check_run_args(n_samples, dt, 1, burn_in, n_members)
     A, B = _check(A, B)
@@ -187,7 +241,7 @@ def simulate(A, B, n_samples: int = 100_000, dt: float = 0.01, burn_in: float = 
     writer = TrajectoryWriter(
         variables={"x": (("k",), slice(0, d))}, coords={"k": np.arange(d)}, n_members=m,
         keep_member_dim=n_members is not None, n_samples=n_samples, sample_interval=dt,
-        t0=burn_in + dt, attrs=attrs, path=path,
+        t0=burn_in + dt, attrs=attrs, path=path, overwrite=overwrite,
         var_attrs={"x": {"long_name": "Ornstein-Uhlenbeck state"}})
     if chunk_samples is None:  # ~32 MB of normals per chunk
         chunk_samples = max(1, min(n_samples, (4 << 20) // (m * d)))

@@ -57,6 +57,17 @@ def _noise(x, p, xi, out):
     out[1] = s * xi[1]
 
 
+@numba.njit(inline="always")
+def _tangent(x, p, V, out):
+    # Df = -(I + C J) H with H = diag(12 x_i^2 - 4 A_i^2) the Hessian of U
+    h0 = 12.0 * x[0] * x[0] - 4.0 * p[0] * p[0]
+    h1 = 12.0 * x[1] * x[1] - 4.0 * p[1] * p[1]
+    C = p[4]
+    for j in range(V.shape[1]):
+        out[0, j] = -(h0 * V[0, j] - C * h1 * V[1, j])
+        out[1, j] = -(C * h0 * V[0, j] + h1 * V[1, j])
+
+
 def _ab(A, B):
     A = np.asarray(A_DEFAULT if A is None else A, dtype=float)
     B = np.asarray(B_DEFAULT if B is None else B, dtype=float)
@@ -106,6 +117,26 @@ def score(x, A=None, B=None):
 def drift(x, C: float = 0.0, A=None, B=None):
     """Exact drift ``-(I + C J) grad U`` (n, 2)."""
     return score(x, A, B) @ true_phi(C).T
+
+
+def jacobian(x, C: float = 0.0, A=None, B=None):
+    """Exact Jacobian ``-(I + C J) Hess U`` of the drift, shape (n, 2, 2)."""
+    A, _ = _ab(A, B)
+    x = _x2(x)
+    H = np.zeros(x.shape[:-1] + (2, 2))
+    H[..., 0, 0] = 12.0 * x[..., 0] ** 2 - 4.0 * A[0] ** 2
+    H[..., 1, 1] = 12.0 * x[..., 1] ** 2 - 4.0 * A[1] ** 2
+    return -true_phi(C) @ H
+
+
+def tangent_system(C: float = 0.0, A=None, B=None, scheme: str = "heun"):
+    """The numba drift, noise and tangent as an :class:`SDESystem` (x0 = the origin)."""
+    A, B = _ab(A, B)
+    C = float(C)
+    if not np.isfinite(C):
+        raise ValueError(f"C must be finite, got {C}")
+    return SDESystem("potential", _drift, _noise, np.array([A[0], A[1], B[0], B[1], C]),
+                     n_noise=2, scheme=scheme, tangent=_tangent, x0=np.zeros(2))
 
 
 _NORMS: dict = {}
@@ -165,6 +196,7 @@ def density(x, A=None, B=None):
 def simulate(n_samples: int = 100_000, dt: float = 1e-3, save_every: int = 10,
              burn_in: float = 10.0, n_members: int | None = None, x0=None, seed=None,
              C: float = 0.0, A=None, B=None, progress: bool = True, path=None,
+             overwrite: bool = False,
              scheme: str = "heun"):
     """Simulate the 2-D potential system and return an ``xr.Dataset`` with ``x(time, k)``.
 
@@ -180,6 +212,7 @@ def simulate(n_samples: int = 100_000, dt: float = 1e-3, save_every: int = 10,
     C : rotation strength (0: gradient system; 0.8: rotational variant).
     A, B : potential parameters (default (1, 1.2) and (0.6, 0.3)).
     path : if given, stream to this NetCDF file and return it opened lazily.
+    overwrite : replace an existing ``path`` (never a read-only file); default False.
     scheme : ``"heun"`` (default; the noise is additive) or ``"euler"``.
     """
     m = check_run_args(n_samples, dt, save_every, burn_in, n_members)
@@ -191,8 +224,7 @@ def simulate(n_samples: int = 100_000, dt: float = 1e-3, save_every: int = 10,
     if x0.shape not in ((2,), (m, 2)):
         raise ValueError(f"x0 must have shape (2,) or (n_members, 2) = ({m}, 2), got {x0.shape}")
     x0 = np.broadcast_to(x0.reshape(-1, 2), (m, 2))
-    system = SDESystem("potential", _drift, _noise, np.array([A[0], A[1], B[0], B[1], C]),
-                       n_noise=2, scheme=scheme)
+    system = tangent_system(C, A, B, scheme)
     attrs = provenance("potential", EQUATION, {"A": A, "B": B, "C": C}, dt, save_every,
                        scheme, seed, burn_in,
                        extra={"score": "-grad U (for every C)",
@@ -202,4 +234,4 @@ def simulate(n_samples: int = 100_000, dt: float = 1e-3, save_every: int = 10,
                   keep_member_dim=n_members is not None, attrs=attrs,
                   var_attrs={"x": {"long_name": "position in the 2-D potential"}})
     return run_sde(system, x0, n_samples, dt, save_every, burn_in, seed, writer,
-                   progress=progress, path=path)
+                   progress=progress, path=path, overwrite=overwrite)

@@ -31,7 +31,7 @@ import math
 import numba
 import numpy as np
 
-from ._sde import TrajectoryWriter, check_run_args, provenance, record_chunks
+from ._sde import SDESystem, TrajectoryWriter, check_run_args, provenance, record_chunks
 
 EQUATION = ("dz/dt = z (1 - z^2) + (4 / (90 eps)) h(z) y2; dy/dt = L63(y) / eps^2, "
             "L63 = (10 (y2 - y1), 28 y1 - y2 - y1 y3, y1 y2 - 8/3 y3); h = 1 (additive) or z "
@@ -59,6 +59,31 @@ def drift(u, eps2: float = 1e-4, coupling: str = "additive"):
     return np.concatenate([dz[..., None], dy / eps2], axis=-1)
 
 
+def jacobian(u, eps2: float = 1e-4, coupling: str = "additive"):
+    """Exact Jacobian of :func:`drift`, shape (n, 4, 4)."""
+    u = np.asarray(u, dtype=float)
+    if u.shape[-1] != 4:
+        raise ValueError(f"states must have shape (n, 4) = (z, y1, y2, y3), got {u.shape}")
+    _check_coupling(coupling)
+    g = 4.0 / (90.0 * math.sqrt(eps2))
+    z, y1, y2, y3 = (u[..., i] for i in range(4))
+    D = np.zeros(u.shape[:-1] + (4, 4))
+    D[..., 0, 0] = 1.0 - 3.0 * z * z + (g * y2 if coupling == "multiplicative" else 0.0)
+    D[..., 0, 2] = g * (z if coupling == "multiplicative" else 1.0)
+    D[..., 1:, 1:] = jacobian_l63(u[..., 1:]) / eps2
+    return D
+
+
+def jacobian_l63(y):
+    """Jacobian of the fast Lorenz-63 field (10, 28, 8/3) at ``y`` (n, 3) -> (n, 3, 3)."""
+    y1, y2, y3 = (y[..., i] for i in range(3))
+    D = np.zeros(y.shape[:-1] + (3, 3))
+    D[..., 0, 0], D[..., 0, 1] = -10.0, 10.0
+    D[..., 1, 0], D[..., 1, 1], D[..., 1, 2] = 28.0 - y3, -1.0, -y1
+    D[..., 2, 0], D[..., 2, 1], D[..., 2, 2] = y2, y1, -8.0 / 3.0
+    return D
+
+
 def _check_coupling(coupling):
     if coupling not in COUPLINGS:
         raise ValueError(f"coupling must be one of {COUPLINGS}, got {coupling!r}")
@@ -74,6 +99,42 @@ def _rhs(u, p, out):
     out[1] = s * (10.0 * (y2 - y1))
     out[2] = s * (28.0 * y1 - y2 - y1 * y3)
     out[3] = s * (y1 * y2 - (8.0 / 3.0) * y3)
+
+
+@numba.njit(inline="always")
+def _tangent(u, p, V, out):
+    z, y1, y2, y3 = u[0], u[1], u[2], u[3]
+    mult = p[2] > 0.5
+    dzz = 1.0 - 3.0 * z * z + (p[1] * y2 if mult else 0.0)
+    dzy = p[1] * (z if mult else 1.0)
+    s = p[0]
+    for j in range(V.shape[1]):
+        out[0, j] = 0.0 if p[3] > 0.5 else dzz * V[0, j] + dzy * V[2, j]
+        out[1, j] = s * 10.0 * (V[2, j] - V[1, j])
+        out[2, j] = s * ((28.0 - y3) * V[1, j] - V[2, j] - y1 * V[3, j])
+        out[3, j] = s * (y2 * V[1, j] + y1 * V[2, j] - (8.0 / 3.0) * V[3, j])
+
+
+@numba.njit(inline="always")
+def _no_noise(u, p, xi, out):
+    for c in range(out.shape[0]):
+        out[c] = 0.0
+
+
+def _pvec(eps2, coupling):
+    _check_coupling(coupling)
+    eps2 = float(eps2)
+    if not (np.isfinite(eps2) and eps2 > 0):
+        raise ValueError(f"eps2 must be a positive finite number, got {eps2}")
+    return np.array([1.0 / eps2, 4.0 / (90.0 * math.sqrt(eps2)),
+                     1.0 if coupling == "multiplicative" else 0.0, 0.0])
+
+
+def tangent_system(eps2: float = 1e-4, coupling: str = "additive"):
+    """The (noise-free) vector field and its tangent as an :class:`SDESystem`; x0 = (0.5, 1, 1,
+    25)."""
+    return SDESystem("slowfast", _rhs, _no_noise, _pvec(eps2, coupling), n_noise=0,
+                     tangent=_tangent, x0=np.array([0.5, 1.0, 1.0, 25.0]))
 
 
 @numba.njit(parallel=True)
@@ -120,7 +181,8 @@ def _advance(x, p, dt, n_steps, chunk=1_000_000):
 def simulate(n_samples: int = 10_000, dt: float = 2e-6, save_every: int = 50_000,
              burn_in: float = 5.0, n_members: int | None = None, z0=None, seed=None,
              eps2: float = 1e-4, coupling: str = "additive", fast_burn_in: float = 50.0,
-             progress: bool = True, path=None):
+             progress: bool = True, path=None,
+             overwrite: bool = False):
     """Simulate the slow–fast system; return ``z(time)`` and the fast ``y(time, c)``.
 
     Parameters
@@ -138,6 +200,7 @@ def simulate(n_samples: int = 10_000, dt: float = 2e-6, save_every: int = 50_000
     fast_burn_in : Lorenz time units the fast system alone is integrated (z frozen) first, to
         start on the attractor.
     path : if given, stream to this NetCDF file and return it opened lazily.
+    overwrite : replace an existing ``path`` (never a read-only file); default False.
     """
     m = check_run_args(n_samples, dt, save_every, burn_in, n_members)
     _check_coupling(coupling)
@@ -174,6 +237,7 @@ def simulate(n_samples: int = 10_000, dt: float = 2e-6, save_every: int = 50_000
         coords={"c": np.arange(3)}, n_members=m, keep_member_dim=n_members is not None,
         n_samples=n_samples, sample_interval=dt * save_every,
         t0=int(round(burn_in / dt)) * dt + dt * save_every, attrs=attrs, path=path,
+        overwrite=overwrite,
         var_attrs={"z": {"long_name": "slow variable"},
                    "y": {"long_name": "fast Lorenz-63 variables"}})
     chunk = max(1, min(n_samples, 1_000_000 // save_every + 1, 512))

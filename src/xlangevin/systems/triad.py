@@ -60,6 +60,21 @@ def _noise(x, p, xi, out):
     out[0] = s1 * xi[0] + (A - B * x[0]) * xi[1]
 
 
+@numba.njit(inline="always")
+def _tangent(x, p, V, out):
+    a, b, c = p[0], p[1], p[2]
+    v = x[0]
+    for j in range(V.shape[1]):
+        out[0, j] = (a + 2.0 * b * v - 3.0 * c * v * v) * V[0, j]
+
+
+@numba.njit(inline="always")
+def _noise_tangent(x, p, xi, V, out):
+    # d/dx [sigma1 xi0 + (A - B x) xi1] = -B xi1
+    for j in range(V.shape[1]):
+        out[0, j] = -p[4] * xi[1] * V[0, j]
+
+
 def _params(kw):
     unknown = set(kw) - set(_ORDER)
     if unknown:
@@ -84,6 +99,25 @@ def drift(x, **params):
     p = _params(params)
     x = _x(x)
     return -p["A"] * p["B"] / 2 + p["a"] * x + p["b"] * x**2 - p["c"] * x**3
+
+
+def jacobian(x, **params):
+    """Exact Jacobian ``a + 2 b x - 3 c x^2`` of the drift, shape (n, 1, 1)."""
+    p = _params(params)
+    x = _x(x).reshape(-1, 1)
+    return (p["a"] + 2 * p["b"] * x - 3 * p["c"] * x**2)[:, :, None]
+
+
+def tangent_system(scheme: str = "euler", **params):
+    """The numba drift, noise, drift tangent and noise tangent ``D(g(x) xi) = -B xi_2`` as an
+    :class:`SDESystem` (x0 = 0; Ito: only ``scheme="euler"``)."""
+    if scheme != "euler":
+        raise ValueError(f"the triad has multiplicative noise: only scheme='euler' (Ito) is "
+                         f"valid, got {scheme!r}")
+    prm = _params(params)
+    return SDESystem("triad", _drift, _noise, np.array([prm[k] for k in _ORDER]), n_noise=2,
+                     scheme=scheme, tangent=_tangent, noise_tangent=_noise_tangent,
+                     x0=np.zeros(1))
 
 
 def diffusion(x, **params):
@@ -153,20 +187,22 @@ def cdf(x, **params):
 
 def simulate(n_samples: int = 100_000, dt: float = 1e-3, save_every: int = 10,
              burn_in: float = 10.0, n_members: int | None = None, x0=None, seed=None,
-             progress: bool = True, path=None, scheme: str = "euler", **params):
+             progress: bool = True, path=None,
+             overwrite: bool = False, scheme: str = "euler", **params):
     """Simulate the reduced triad model and return an ``xr.Dataset`` with ``x(time)``.
 
     Parameters
     ----------
     n_samples : number of saved samples per member.
     dt : Euler–Maruyama step (model time units); samples are ``dt * save_every`` apart (default
-        1e-3 x 10 = 0.01; the linear relaxation time is ~1/|a| = 0.55, the O(dt) bias of the
+        1e-3 x 10 = 0.01; the linear relaxation time is ``~1/|a|`` = 0.55, the O(dt) bias of the
         stationary density at dt = 1e-3 is far below sampling error, see the tests).
     burn_in : model time integrated and discarded before the first saved sample.
     n_members : ensemble size; ``None`` gives no ``member`` dim (one trajectory).
     x0 : initial state(s), scalar or (n_members,); default 0.
     seed : seed of the ``numpy.random.Generator`` that draws all the noise.
     path : if given, stream the trajectory to this NetCDF file and return it opened lazily.
+    overwrite : replace an existing ``path`` (never a read-only file); default False.
     scheme : ``"euler"`` only (the noise is multiplicative; Heun would be Stratonovich-like).
     **params : override a, b, c, A, B, sigma1 (defaults: the paper values, :data:`DEFAULTS`).
     """
@@ -179,8 +215,7 @@ def simulate(n_samples: int = 100_000, dt: float = 1e-3, save_every: int = 10,
     if x0.shape[0] not in (1, m):
         raise ValueError(f"x0 must be a scalar or have n_members={m} entries, got {x0.shape[0]}")
     x0 = np.broadcast_to(x0, (m, 1))
-    system = SDESystem("triad", _drift, _noise, np.array([prm[k] for k in _ORDER]), n_noise=2,
-                       scheme=scheme)
+    system = tangent_system(scheme, **prm)
     attrs = provenance("triad", EQUATION, prm, dt, save_every, scheme, seed, burn_in,
                        extra={"score": SCORE,
                               "stationary_density": "exp(integral of the score), normalized"})
@@ -188,4 +223,4 @@ def simulate(n_samples: int = 100_000, dt: float = 1e-3, save_every: int = 10,
                   keep_member_dim=n_members is not None, attrs=attrs,
                   var_attrs={"x": {"long_name": "reduced triad coordinate"}})
     return run_sde(system, x0, n_samples, dt, save_every, burn_in, seed, writer,
-                   progress=progress, path=path)
+                   progress=progress, path=path, overwrite=overwrite)
