@@ -292,3 +292,47 @@ def test_loaded_values_are_validated(tmp_path, model):
     bad = xlangevin.io.write_tree(tmp_path / "samples.nc", {**groups, "model": arrays})
     with pytest.raises(ModelFileError, match="samples hold non-finite"):
         xlangevin.open_model(bad)
+
+
+def test_an_interrupted_stream_keeps_the_earlier_file(tmp_path, model, monkeypatch):
+    """SIGINT (KeyboardInterrupt) or an exception mid-stream, over an existing file with
+    ``overwrite=True``: the earlier file is intact and no temporary file is left."""
+    from xlangevin.dynamics.integrate import EnsembleWriter
+
+    model.generate(20, 0.1, path=tmp_path / "sim.nc", progress=False, seed=0).close()
+    before = (tmp_path / "sim.nc").read_bytes()
+    real_append = EnsembleWriter.append
+    for error in (KeyboardInterrupt, RuntimeError):
+        calls = []
+
+        def failing_append(self, states, error=error):
+            calls.append(1)
+            if len(calls) == 2:
+                raise error("interrupted")
+            return real_append(self, states)
+
+        monkeypatch.setattr(EnsembleWriter, "append", failing_append)
+        with pytest.raises(error):
+            model.generate(4000, 0.1, path=tmp_path / "sim.nc", overwrite=True, progress=False,
+                           chunk_steps=100)
+        assert (tmp_path / "sim.nc").read_bytes() == before
+        assert sorted(p.name for p in tmp_path.iterdir()) == ["sim.nc"]
+
+
+_SAVE_SCRIPT = """
+import sys, numpy as np, xarray as xr, xlangevin
+x = np.random.default_rng(int(sys.argv[2])).normal(size=(400, 2)).cumsum(0) * 0.1
+da = xr.DataArray(x, dims=("time", "k"), coords={"time": np.arange(400.0)})
+model = da.langevin.fit(score="gaussian", seed=0, progress=False)
+for _ in range(5):
+    model.to_netcdf(sys.argv[1], overwrite=True)
+"""
+
+
+def test_two_processes_saving_one_path_leave_one_valid_file(tmp_path):
+    path = tmp_path / "model.nc"
+    procs = [subprocess.Popen([sys.executable, "-c", _SAVE_SCRIPT, str(path), str(seed)])
+             for seed in (1, 2)]
+    assert [p.wait(timeout=300) for p in procs] == [0, 0]
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["model.nc"]
+    assert isinstance(xlangevin.open_model(path), xlangevin.LangevinModel)

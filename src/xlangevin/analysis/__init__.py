@@ -25,7 +25,7 @@ from .report import compare, format_report
 from .stats import (acf, effective_sample_size, integrated_autocorrelation_time,
                     integrated_time_from_acf)
 
-__all__ = ["KL_FLOOR", "acf", "acf_rmse", "compare", "compare_fields",
-           "effective_sample_size", "entropic_ot_distance", "field_maps", "format_report", "hellinger",
+__all__ = ["KL_FLOOR", "acf", "acf_rmse", "compare", "compare_fields", "effective_sample_size",
+           "entropic_ot_distance", "field_maps", "format_report", "hellinger",
            "integrated_autocorrelation_time", "integrated_time_from_acf", "kl_divergence", "plot",
            "wasserstein1"]

@@ -28,9 +28,10 @@ from .spectral import SpectralScore, SpectralStationary
 from .subspace import LeadingSubspace
 from .time_model import TimeScoreModel
 
-__all__ = ["ScoreModel", "NoiseToScore", "register_field", "KGMM", "GMM", "DSM", "Gaussian", "Polynomial", "AutoScore", "LeadingSubspace", "MLP",
-           "UNet1d", "SCORE_METHODS", "score_estimator", "SpectralScore", "SpectralStationary",
-           "TimeScoreModel", "ISM", "ISMStationary"]
+__all__ = ["ScoreModel", "NoiseToScore", "register_field", "KGMM", "GMM", "DSM", "Gaussian",
+           "Polynomial", "AutoScore", "LeadingSubspace", "MLP", "UNet1d", "SCORE_METHODS",
+           "score_estimator", "SpectralScore", "SpectralStationary", "TimeScoreModel", "ISM",
+           "ISMStationary"]
 
 #: the score estimators by name (``ds.score.fit(method=...)``, ``EffectiveLangevin(score=...)``)
 SCORE_ESTIMATORS = {"auto": AutoScore, "kgmm": KGMM, "gmm": GMM, "dsm": DSM,

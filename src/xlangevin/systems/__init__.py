@@ -11,5 +11,5 @@ from . import gridded
 from . import ks
 from . import lorenz63, lorenz96, manifolds, ou, potential, slowfast, triad
 
-__all__ = ["double_well", "ginzburg_landau", "gridded", "ks", "lorenz63", "lorenz96", "manifolds", "ou", "potential",
-           "slowfast", "triad"]
+__all__ = ["double_well", "ginzburg_landau", "gridded", "ks", "lorenz63", "lorenz96", "manifolds",
+           "ou", "potential", "slowfast", "triad"]

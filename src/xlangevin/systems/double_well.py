@@ -90,7 +90,8 @@ def simulate(n_samples: int = 100_000, dt: float = 1e-3, save_every: int = 100,
     system = tangent_system(scheme)
     attrs = provenance("double_well", EQUATION, {}, dt, save_every, scheme, seed, burn_in,
                        extra={"score": "x - x^3", "stationary_density": "exp(-(1 - x^2)^2 / 4)"})
-    writer = dict(variables={"x": ((), slice(0, 1))}, coords={}, keep_member_dim=n_members is not None,
+    writer = dict(variables={"x": ((), slice(0, 1))}, coords={},
+                  keep_member_dim=n_members is not None,
                   attrs=attrs, var_attrs={"x": {"long_name": "double-well coordinate"}})
     return run_sde(system, x0, n_samples, dt, save_every, burn_in, seed, writer,
                    progress=progress, path=path, overwrite=overwrite)
