@@ -300,3 +300,38 @@ def test_stacked_feature_coords_survive_generation_and_files(tmp_path):
         assert sim.indexes["point"].equals(stacked.indexes["point"])
         xr.testing.assert_equal(sim.unstack("point").lat, grid.lat)
         xr.testing.assert_equal(sim.unstack("point").lon, grid.lon)
+
+
+@settings(max_examples=40, deadline=None)
+@given(n_time=st.integers(2, 30), n_k=st.integers(1, 4), seed=st.integers(0, 10_000),
+       dtype=st.sampled_from(["int64", "int16", "float32", "float64", "bool", "complex128"]),
+       nan=st.sampled_from(["none", "one", "feature", "sample", "all"]),
+       time=st.sampled_from(["numeric", "daily", "hourly", "shuffled", "duplicated", "none"]))
+def test_data_layer_fuzz(n_time, n_k, seed, dtype, nan, time):
+    """Random sizes, dtypes, NaN patterns and time axes: the data layer either refuses the
+    input with a DataError or returns a FeatureSpace whose transform round-trips (float64
+    working dtype; a feature NaN at every sample is a mask, NaN again on the way back)."""
+    rng = np.random.default_rng(seed)
+    values = (rng.normal(size=(n_time, n_k)) * 5).astype(dtype)
+    if nan != "none":
+        values = values.astype(np.float64) if values.dtype.kind in "iub" else values
+        rows = {"one": (rng.integers(n_time),), "sample": (0,), "all": slice(None)}
+        if nan == "feature":
+            values[:, rng.integers(n_k)] = np.nan
+        else:
+            values[rows[nan]] = np.nan
+    coords = {"numeric": np.arange(n_time) * 0.5,
+              "daily": pd.date_range("2000-01-01", periods=n_time, freq="D"),
+              "hourly": pd.date_range("2000-01-01", periods=n_time, freq="h"),
+              "shuffled": rng.permutation(n_time).astype(float),
+              "duplicated": np.zeros(n_time)}
+    da = xr.DataArray(values, dims=("time", "k"),
+                      coords={"time": coords[time]} if time in coords else {})
+    try:
+        fs = FeatureSpace.fit(da, require_regular=True)
+        X = fs.transform(da)
+    except DataError:
+        return
+    assert X.dtype == np.float64 and np.all(np.isfinite(X))
+    back = fs.inverse_transform(X, coords={"time": da.time} if "time" in da.coords else None)
+    np.testing.assert_allclose(back.values, values.astype(np.float64), rtol=1e-10, atol=1e-9)

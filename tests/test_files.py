@@ -336,3 +336,17 @@ def test_two_processes_saving_one_path_leave_one_valid_file(tmp_path):
     assert [p.wait(timeout=300) for p in procs] == [0, 0]
     assert sorted(p.name for p in tmp_path.iterdir()) == ["model.nc"]
     assert isinstance(xlangevin.open_model(path), xlangevin.LangevinModel)
+
+
+def test_cli_member_dim(tmp_path, capsys):
+    rng = np.random.default_rng(0)
+    x = np.zeros((3, 600, 2))
+    for t in range(1, 600):
+        x[:, t] = 0.9 * x[:, t - 1] + rng.normal(size=(3, 2))
+    xr.Dataset({"x": (("realization", "time", "k"), x)},
+               coords={"time": np.arange(600.0)}).to_netcdf(tmp_path / "ens.nc")
+    args = ["fit", str(tmp_path / "ens.nc"), "-o", str(tmp_path / "m.nc"), "--method",
+            "gaussian", "--quiet"]
+    assert cli.main(args) == 3 and "member_dim='realization'" in capsys.readouterr().err
+    assert cli.main(args + ["--member-dim", "realization"]) == 0
+    assert xlangevin.open_model(tmp_path / "m.nc").attrs["n_sequences"] == 3

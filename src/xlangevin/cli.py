@@ -67,11 +67,11 @@ def _fit(args) -> int:
     refuse_existing(args.output, args.overwrite)   # at the start; the writer checks again
     options = json.loads(args.score_options) if args.score_options else {}
     score = data.score.fit(method=args.method, sigma=args.sigma, dim=args.dim, seed=args.seed,
-                           progress=not args.quiet, **options)
+                           progress=not args.quiet, member_dim=args.member_dim, **options)
     current_options = json.loads(args.current_options) if args.current_options else None
     model = data.langevin.fit(score=score, dim=args.dim, cdot=args.cdot, seed=args.seed,
                               progress=not args.quiet, current_velocity=args.current_velocity,
-                              current_options=current_options)
+                              current_options=current_options, member_dim=args.member_dim)
     model.to_netcdf(args.output, overwrite=args.overwrite)
     print(model)
     return 0
@@ -151,6 +151,8 @@ def main(argv=None) -> int:
     p.add_argument("input")
     p.add_argument("--var", help="data variable (default: all with the sample dim)")
     p.add_argument("--dim", default="time")
+    p.add_argument("--member-dim", default="member",
+                   help="dim of independent ensemble members (e.g. realization; default member)")
     p.add_argument("--method", default="auto", choices=SCORE_METHODS,
                    help="score estimator (default auto: chosen on a held-out block)")
     p.add_argument("--sigma", type=float, default=None,
