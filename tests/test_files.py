@@ -350,3 +350,40 @@ def test_cli_member_dim(tmp_path, capsys):
     assert cli.main(args) == 3 and "member_dim='realization'" in capsys.readouterr().err
     assert cli.main(args + ["--member-dim", "realization"]) == 0
     assert xlangevin.open_model(tmp_path / "m.nc").attrs["n_sequences"] == 3
+
+
+def test_a_full_disk_is_named(tmp_path, model, monkeypatch):
+    """netCDF reports a full disk as "NetCDF: HDF error"; the error says what happened and no
+    file or temporary is left."""
+    import collections
+
+    def failing(*args, **kwargs):
+        raise RuntimeError("NetCDF: HDF error")
+
+    usage = collections.namedtuple("usage", "total used free")
+    monkeypatch.setattr(xr.Dataset, "to_netcdf", failing)
+    monkeypatch.setattr(xlangevin.io.shutil, "disk_usage", lambda p: usage(10**9, 10**9, 4096))
+    with pytest.raises(OSError, match="no space left on the device"):
+        model.to_netcdf(tmp_path / "m.nc")
+    assert not list(tmp_path.iterdir())
+
+
+def test_an_unbounded_diverging_run_warns(model):
+    """``bound=None`` checks finiteness only; a run that grows by 2x a step ends near 1e60
+    standard deviations (finite) and says so instead of returning it silently."""
+    dt = 1.5 * model.stable_dt()
+    with pytest.warns(UserWarning, match="without a bound the ensemble ended"):
+        model.generate(200, dt, bound=None, progress=False, seed=0)
+
+
+def test_numba_cache_falls_back_to_a_private_temporary_folder(tmp_path, monkeypatch):
+    """Without a writable package folder or HOME (read-only install, batch node) numba's
+    ``cache=True`` would fail the import: the cache moves to the temporary folder."""
+    monkeypatch.delenv("NUMBA_CACHE_DIR", raising=False)
+    monkeypatch.setattr(os, "access", lambda path, mode: str(path).startswith(str(tmp_path)))
+    folder = xlangevin._numba_cache_dir("/usr/lib/site-packages/xlangevin", "/nonexistent",
+                                        str(tmp_path))
+    assert folder == str(tmp_path / f"xlangevin-numba-{os.getuid()}")
+    assert xlangevin._numba_cache_dir(str(tmp_path), "/nonexistent", "/tmp") is None
+    monkeypatch.setenv("NUMBA_CACHE_DIR", "/mine")
+    assert xlangevin._numba_cache_dir("/ro", "/nonexistent", str(tmp_path)) is None

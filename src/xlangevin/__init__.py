@@ -12,6 +12,31 @@ import os as _os
 # imported before numba / torch start it; an explicit user setting wins.
 _os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
 
+
+def _numba_cache_dir(package_dir: str, home: str, tmp: str) -> str | None:
+    """Where numba should cache compiled kernels when neither of its own places is writable
+    (beside the package, or under ``~/.cache``: a read-only install on a node without a
+    writable HOME, where ``cache=True`` would fail the import): a private folder in ``tmp``;
+    None when numba can manage (or the user chose ``NUMBA_CACHE_DIR``)."""
+    cache = _os.path.join(home, ".cache")
+    writable = (_os.access(cache, _os.W_OK) if _os.path.isdir(cache)
+                else _os.access(home, _os.W_OK))
+    if "NUMBA_CACHE_DIR" in _os.environ or _os.access(package_dir, _os.W_OK) or writable:
+        return None
+    return _os.path.join(tmp, f"xlangevin-numba-{_os.getuid()}")
+
+
+def _set_numba_cache_dir():
+    import tempfile
+
+    folder = _numba_cache_dir(_os.path.dirname(__file__), _os.path.expanduser("~"),
+                              tempfile.gettempdir())
+    if folder is not None:
+        _os.environ["NUMBA_CACHE_DIR"] = folder
+
+
+_set_numba_cache_dir()
+
 from ._version import __version__  # noqa: E402
 from . import accessors as _accessors  # noqa: F401  (registers the accessors)
 from . import datasets, systems

@@ -20,10 +20,12 @@ it, a file without write permission is still refused (``PermissionError``), as x
 from __future__ import annotations
 
 import contextlib
+import errno
 import hashlib
 import json
 import os
 import secrets
+import shutil
 import stat
 import threading
 import warnings
@@ -144,6 +146,26 @@ def _temporary_beside(path: Path, suffix: str) -> str:
             continue
 
 
+#: free bytes below which a failed write is reported as a full disk
+LOW_DISK = 16 * 2**20
+
+
+@contextlib.contextmanager
+def _explained_write_errors(path: Path):
+    """netCDF/HDF5 report a full disk as "NetCDF: HDF error": say what happened."""
+    try:
+        yield
+    except (OSError, RuntimeError) as err:
+        if isinstance(err, (FileExistsError, PermissionError)):
+            raise
+        free = shutil.disk_usage(path.parent).free
+        if getattr(err, "errno", None) == errno.ENOSPC or free < LOW_DISK:
+            raise OSError(errno.ENOSPC, f"no space left on the device of {path} ({free} bytes "
+                          f"free) while writing it ({err}); nothing was published there: free "
+                          "some space or write elsewhere") from err
+        raise
+
+
 def refuse_existing(path, overwrite: bool) -> None:
     """Raise before a long run when its output could not be published: ``path`` exists and
     ``overwrite`` is false (``FileExistsError``), or it exists without write permission
@@ -151,13 +173,13 @@ def refuse_existing(path, overwrite: bool) -> None:
     path = Path(os.path.expanduser(os.fspath(path)))
     if not path.exists():
         return
-    if not overwrite:
-        raise FileExistsError(f"{path} exists; pass overwrite=True (CLI: --overwrite) to "
-                              "replace it, or choose another name")
     writable = stat.S_IWUSR | stat.S_IWGRP | stat.S_IWOTH
     if path.is_file() and not os.stat(path).st_mode & writable:
         raise PermissionError(f"{path} is read-only; it is not replaced (make it writable or "
                               "choose another name)")
+    if not overwrite:
+        raise FileExistsError(f"{path} exists; pass overwrite=True (CLI: --overwrite) to "
+                              "replace it, or choose another name")
 
 
 def _publish(tmp: str, path: Path, overwrite: bool) -> None:
@@ -216,7 +238,7 @@ class NetCDFStream:
         self._n = 0
 
     def append(self, ds: xr.Dataset) -> None:
-        with _uninterrupted(), _SERIAL:
+        with _uninterrupted(), _SERIAL, _explained_write_errors(self.path):
             self._append(ds)
 
     def _append(self, ds: xr.Dataset) -> None:
@@ -258,7 +280,7 @@ class NetCDFStream:
         """Write ``attrs`` (root attributes), close and rename onto the target."""
         if self._nc is None:
             raise ValueError("nothing was appended to the stream")
-        with _uninterrupted(), _SERIAL, _netcdf_lock():
+        with _uninterrupted(), _SERIAL, _explained_write_errors(self.path), _netcdf_lock():
             self._nc.setncatts({k: nc_attr(v) for k, v in (attrs or {}).items()})
             self._nc.close()
             self._nc = None
@@ -317,7 +339,8 @@ def write_tree(path, groups: dict, overwrite: bool = False) -> Path:
     root = groups.get("", xr.Dataset()).copy()
     names = [k for k in groups if k]
     root.attrs["xlangevin_groups"] = json.dumps(names)
-    with atomic_target(path, overwrite=overwrite) as tmp, _uninterrupted(), _SERIAL:
+    with atomic_target(path, overwrite=overwrite) as tmp, _uninterrupted(), _SERIAL, \
+            _explained_write_errors(path):
         root.to_netcdf(tmp, mode="w", format="NETCDF4")
         for name in names:
             groups[name].to_netcdf(tmp, mode="a", group=name, format="NETCDF4")

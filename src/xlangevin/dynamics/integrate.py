@@ -9,6 +9,7 @@ through :class:`xlangevin.io.NetCDFStream` (one atomic writer for every file).
 
 from __future__ import annotations
 
+import warnings
 from concurrent.futures import ThreadPoolExecutor
 
 import numpy as np
@@ -21,6 +22,10 @@ from ..data.timeaxis import time_values
 from ..progress import bar as progress_bar
 
 __all__ = ["BlowUpError", "Noise", "EnsembleWriter", "run_ensemble"]
+
+
+#: with ``bound=None``, a final state beyond this many standard deviations is reported
+UNBOUNDED_WARNING = 1e3
 
 
 class BlowUpError(FloatingPointError):
@@ -127,6 +132,11 @@ def run_ensemble(stepper, x, samples, noise, rng_reset, writer, *, n_steps, burn
         bar.close()
         noise.close()
         stepper.close()
+    if bound is None and np.abs(x).max() > UNBOUNDED_WARNING:
+        warnings.warn(f"without a bound the ensemble ended at |x~| = {np.abs(x).max():.3g} "
+                      "standard deviations from the data's mean: it diverged (dt too large, or "
+                      "the score wrong far from the data); pass bound= (default 10) to reset "
+                      "such members", stacklevel=3)
     return resets
 
 
