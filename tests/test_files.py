@@ -387,3 +387,30 @@ def test_numba_cache_falls_back_to_a_private_temporary_folder(tmp_path, monkeypa
     assert xlangevin._numba_cache_dir(str(tmp_path), "/nonexistent", "/tmp") is None
     monkeypatch.setenv("NUMBA_CACHE_DIR", "/mine")
     assert xlangevin._numba_cache_dir("/ro", "/nonexistent", str(tmp_path)) is None
+
+
+@settings(max_examples=12, **_SETTINGS)
+@given(degree=st.sampled_from([2, 4, 6]), max_samples=st.sampled_from([None, 200]),
+       sigma=st.floats(0.05, 1.0), cdot=st.sampled_from(["lagged", "logm", "auto"]),
+       current=st.sampled_from([False, "polynomial"]), seed=st.integers(0, 1000))
+def test_save_open_round_trip_with_random_parameters(tmp_path, degree, max_samples, sigma,
+                                                     cdot, current, seed):
+    """Random parameters of the closed-form estimators and of the Langevin model: the opened
+    model evaluates and generates identically."""
+    rng = np.random.default_rng(seed)
+    x = np.zeros((1500, 2))
+    for t in range(1, len(x)):
+        x[t] = 0.9 * x[t - 1] + rng.normal(size=2) * 0.5
+    x[:, 0] += 0.3 * x[:, 0] ** 2
+    da = xr.DataArray(x, dims=("time", "k"), coords={"time": np.arange(1500.0)})
+    scores = [xlangevin.score.Polynomial(degree=degree).fit(da),
+              xlangevin.GMM(sigma=sigma, max_samples=max_samples, seed=seed).fit(da)]
+    for i, score in enumerate(scores):
+        loaded = xlangevin.open_model(score.to_netcdf(tmp_path / f"s{i}.nc", overwrite=True))
+        xr.testing.assert_identical(loaded(da[:50]), score(da[:50]))
+    model = da.langevin.fit(score=scores[0], cdot=cdot, current_velocity=current, seed=seed,
+                            progress=False)
+    loaded = xlangevin.open_model(model.to_netcdf(tmp_path / "m.nc", overwrite=True))
+    kw = dict(n_steps=30, dt=0.5 * model.stable_dt(), n_members=2, seed=seed, progress=False,
+              max_reset_fraction=None)
+    np.testing.assert_array_equal(loaded.generate(**kw).values, model.generate(**kw).values)
