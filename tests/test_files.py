@@ -414,3 +414,12 @@ def test_save_open_round_trip_with_random_parameters(tmp_path, degree, max_sampl
     kw = dict(n_steps=30, dt=0.5 * model.stable_dt(), n_members=2, seed=seed, progress=False,
               max_reset_fraction=None)
     np.testing.assert_array_equal(loaded.generate(**kw).values, model.generate(**kw).values)
+
+
+def test_outputs_carry_a_cf_history(model):
+    """Generated output appends one line to the data's CF ``history`` (no time stamp: the same
+    seed gives identical attrs) and keeps its units."""
+    sim = model.generate(10, 0.1, progress=False, seed=4)
+    assert sim.attrs["history"] == (f"xlangevin {xlangevin.__version__}: LangevinModel.generate("
+                                    "n_steps=10, dt=0.1, save_every=1, n_members=1, seed=4)")
+    xr.testing.assert_identical(sim, model.generate(10, 0.1, progress=False, seed=4))

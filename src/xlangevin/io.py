@@ -39,7 +39,8 @@ from ._version import __version__
 __all__ = ["ModelFileError", "FORMAT_VERSION", "register_model", "open_model", "write_tree",
            "read_tree", "stamp", "nest", "subtree", "model_from_groups", "arrays_to_dataset",
            "dataset_to_arrays", "atomic_target", "refuse_existing", "NetCDFStream",
-           "Terminated", "terminate_safely", "json_default", "attrs_json", "nc_attr"]
+           "Terminated", "terminate_safely", "json_default", "attrs_json", "nc_attr",
+           "cf_history"]
 
 #: version of the file layout; a file of a newer format is refused with a clear error
 FORMAT_VERSION = 1
@@ -74,6 +75,14 @@ def attrs_json(attrs: dict) -> str:
     """Provenance attrs as JSON text for one NetCDF attribute (the version is stored apart)."""
     return json.dumps({k: v for k, v in attrs.items() if k != "xlangevin_version"},
                       default=json_default)
+
+
+def cf_history(what: str, previous: str = "") -> str:
+    """The CF ``history`` attr of an output: ``previous`` (the input's history, if any) with one
+    line appended, ``"xlangevin <version>: <what>"``. No time stamp: the same call with the
+    same seed gives an identical output, attrs included."""
+    line = f"xlangevin {__version__}: {what}"
+    return f"{previous}\n{line}" if previous else line
 
 
 def nc_attr(value):

@@ -213,6 +213,13 @@ class FeatureSpace:
         return self.reduction.n_modes if self.reduction is not None else self.n_kept
 
     @property
+    def data_attrs(self) -> dict:
+        """The fitted data's attrs (a DataArray's own, or a Dataset's global attrs)."""
+        if self.kind == "DataArray":
+            return dict(self._template[self.dataarray_name].attrs)
+        return dict(self._template.attrs)
+
+    @property
     def variables(self) -> list:
         return [l.name for l in self.layouts]
 

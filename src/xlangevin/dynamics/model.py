@@ -449,6 +449,9 @@ class LangevinModel(Model):
             "score_sigma": self._adapter.sigma,
             "Phi_std": self.Phi_std.ravel(), "Sigma_std": self.Sigma_std.ravel(),
             "time_units": time_units(self.space), **provenance(),
+            "history": io.cf_history(
+                f"LangevinModel.generate(n_steps={n_steps}, dt={dt:g}, save_every={save_every}, "
+                f"n_members={m}, seed={seed})", self.space.data_attrs.get("history", "")),
         }
 
     # -- persistence ---------------------------------------------------------------------------

@@ -507,6 +507,8 @@ class DiffusionMapSampler(Model):
 
     def _provenance(self, n_steps, seed, condition):
         return {"generated_by": "xlangevin.DiffusionMapSampler", "scheme": self.scheme,
+                "history": io.cf_history(f"DiffusionMapSampler: {n_steps} steps, seed={seed}",
+                                         self.space.data_attrs.get("history", "")),
                 "output": self.output,
                 "noise": self.noise, "eps": self.eps, "beta": self.beta, "n_steps": int(n_steps),
                 "seed": "None" if seed is None else str(seed),

@@ -164,7 +164,10 @@ class TimeScoreModel(Model):
             return X
         out = self.space.inverse_transform(X, standardized=False)
         out.attrs.update({"description": f"reverse-time {method} samples", "method":
-                          self.method, "seed": "None" if seed is None else str(seed)})
+                          self.method, "seed": "None" if seed is None else str(seed),
+                          "history": io.cf_history(
+                              f"TimeScoreModel.sample(method={method!r}, seed={seed})",
+                              self.space.data_attrs.get("history", ""))})
         return out
 
     def _drift(self, t, Y, weight, batch):

@@ -266,7 +266,9 @@ class FlowMapModel(Model):
         return self.space.inverse_transform(X, standardized=False, dims=("member",
                                             self.space.sample_dim), attrs={
             "title": "orbits of a learned flow map", "n_steps": int(n_steps),
-            "seed": "None" if seed is None else str(seed)})
+            "seed": "None" if seed is None else str(seed),
+            "history": io.cf_history(f"FlowMapModel.generate(n_steps={n_steps}, seed={seed})",
+                                     self.space.data_attrs.get("history", ""))})
 
     def lyapunov(self, n_exponents=None, **kwargs) -> xr.Dataset:
         """The map's Lyapunov spectrum per model time unit (:func:`xlangevin.lyapunov`)."""
