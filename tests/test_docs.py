@@ -209,3 +209,15 @@ def test_pages_load_in_chromium(site, page, tmp_path):
     if page.startswith("notebooks/"):
         assert re.search(r"<img[^>]+\.png", dom), "the notebook page shows no figure"
     assert shot.exists() and shot.stat().st_size > 10_000
+
+
+def test_model_classes_show_their_constructor_signature():
+    """Models are built through a freezing metaclass whose ``__call__`` is ``(*args,
+    **kwargs)``; help() and the API pages must show the constructor's parameters instead."""
+    import inspect
+
+    import xlangevin
+
+    for cls in set(xlangevin.io._MODELS.values()):
+        params = list(inspect.signature(cls).parameters)
+        assert params and params[0] not in ("self", "args"), (cls.__name__, params)

@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import copy
 import dataclasses
+import inspect
 import html
 import numbers
 from dataclasses import dataclass
@@ -269,6 +270,9 @@ class _FrozenAfterInit(type):
         super().__init__(name, bases, namespace, **kwargs)
         if bases:                       # every Model subclass can be read by open_model
             io.register_model(cls)
+        # the constructor's signature, not this __call__'s (*args, **kwargs): help() and docs
+        init = inspect.signature(cls.__init__)
+        cls.__signature__ = init.replace(parameters=list(init.parameters.values())[1:])
 
     def __call__(cls, *args, **kwargs):
         obj = super().__call__(*args, **kwargs)
