@@ -22,12 +22,12 @@ import numpy as np
 import xarray as xr
 
 from ..data import EOF, DataError, FeatureSpace
+from ..data.eof import latitude
 from .distances import kl_divergence
 from .stats import acf
 
 __all__ = ["compare_fields", "pattern_scores"]
 
-LAT_NAMES = ("lat", "latitude")
 
 
 def _field(obj, variable, what):
@@ -43,11 +43,12 @@ def _field(obj, variable, what):
 
 
 def _area_weights(da):
-    lat = next((c for c in da.coords if str(c).lower() in LAT_NAMES), None)
+    """``cos(lat)`` on the grid of ``da`` (ones without a latitude coordinate)."""
+    lat = latitude(da)
     if lat is None:
         return xr.ones_like(da.isel({d: 0 for d in da.dims if d not in _grid_dims(da)}),
                             dtype=np.float64)
-    return np.cos(np.deg2rad(da[lat].astype(np.float64))).clip(0).broadcast_like(
+    return np.cos(np.deg2rad(lat)).clip(0).broadcast_like(
         da.isel({d: 0 for d in da.dims if d not in _grid_dims(da)}, drop=True))
 
 

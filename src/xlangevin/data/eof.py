@@ -255,13 +255,22 @@ def grid_weights(space, spec) -> np.ndarray:
     return w
 
 
-def _latitude(da, name):
-    """The latitude coordinate (degrees) of a variable's grid."""
+def latitude(da):
+    """The latitude coordinate (degrees) of ``da``'s grid: named one of ``LAT_NAMES``, or with
+    ``standard_name`` latitude or units ``degrees_north``; None when there is none."""
     for c in da.coords:
         crd = da.coords[c]
         if str(c).lower() in LAT_NAMES or crd.attrs.get("standard_name") == "latitude" \
                 or str(crd.attrs.get("units", "")).startswith("degrees_north"):
             return crd.astype(np.float64)
-    raise DataError(f"weights='coslat' needs a latitude coordinate on the grid of {name!r} "
-                    f"(named one of {LAT_NAMES}, or with standard_name 'latitude'); it has "
-                    f"{list(da.coords)}. Pass EOF(weights=None) or weights=<DataArray>")
+    return None
+
+
+def _latitude(da, name):
+    """:func:`latitude`, required."""
+    lat = latitude(da)
+    if lat is None:
+        raise DataError(f"weights='coslat' needs a latitude coordinate on the grid of {name!r} "
+                        f"(named one of {LAT_NAMES}, or with standard_name 'latitude'); it has "
+                        f"{list(da.coords)}. Pass EOF(weights=None) or weights=<DataArray>")
+    return lat

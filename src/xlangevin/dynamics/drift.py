@@ -29,7 +29,8 @@ from ..backends import torch_threads
 from ..data import DataError, FeatureSpace
 from ..score import MLP, NoiseToScore, ScoreModel
 
-__all__ = ["as_score", "DriftField", "fold_mobility", "joint_mlp", "MLP_BLOCK"]
+__all__ = ["as_score", "central_jacobian", "DriftField", "fold_mobility", "joint_mlp",
+           "MLP_BLOCK"]
 
 #: members per block of the numba MLP kernel: large blocks make the layer products efficient
 #: GEMMs (256 members: 1.3-1.9x the member-steps per second of 32, benchmarks/bench_generate.py);
@@ -37,6 +38,15 @@ __all__ = ["as_score", "DriftField", "fold_mobility", "joint_mlp", "MLP_BLOCK"]
 #: starts BLAS threads inside numba's
 MLP_BLOCK = 256
 
+
+
+def central_jacobian(f, X, h) -> np.ndarray:
+    """``J[n, i, j] = d f_i / d x_j`` of a vector field ``f`` on (n, d) arrays by central
+    differences with steps ``h`` (a number, or one per coordinate), error O(h^2); 2 d calls."""
+    h = np.broadcast_to(np.asarray(h, dtype=np.float64), (X.shape[1],))
+    cols = [(f(X + h[j] * e) - f(X - h[j] * e)) / (2 * h[j])
+            for j, e in enumerate(np.eye(X.shape[1]))]
+    return np.stack(cols, axis=2)
 
 def _is_numba_function(f) -> bool:
     try:

@@ -55,7 +55,7 @@ from ..data import DataError, FeatureSpace
 from ..data.timeaxis import time_from_json, time_to_json, time_units
 from .current import CurrentField
 from .stationary_current import PolynomialCurrentField
-from .drift import DriftField, as_score
+from .drift import DriftField, as_score, central_jacobian
 from .integrate import BlowUpError, EnsembleWriter, Noise, run_ensemble
 
 __all__ = ["LangevinModel", "BlowUpError"]
@@ -361,9 +361,7 @@ class LangevinModel(Model):
         rng = np.random.default_rng(seed)
         X = self.samples[rng.choice(len(self.samples), min(n_states, len(self.samples)),
                                     replace=False)]
-        h = 1e-4
-        J = np.stack([(self._drift_std(X + h * e) - self._drift_std(X - h * e)) / (2 * h)
-                      for e in np.eye(self.dim)], axis=2)           # (n, i, j) = d f_i / d x_j
+        J = central_jacobian(self._drift_std, X, 1e-4)              # (n, i, j) = d f_i / d x_j
         J = J[np.all(np.isfinite(J), axis=(1, 2))]
         lam = np.linalg.eigvals(J).ravel() if len(J) else np.empty(0)
         lam = lam[np.isfinite(lam) & (lam.real < 0)]

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import numpy as np
 
+from ..dynamics.drift import central_jacobian
 from ..score import ScoreModel
 
 
@@ -25,14 +26,6 @@ def check_jacobians(J, d: int, where) -> np.ndarray:
         raise ValueError(f"the Jacobian has non-finite entries at step {where}: the trajectory "
                          f"left the region where the drift is defined (reduce dt)")
     return J
-
-
-def central_jacobian(f, X, h) -> np.ndarray:
-    """``J[n, i, j] = d f_i / d x_j`` of a vector field on (n, d) arrays by central differences
-    with steps ``h`` (d,) (error O(h^2))."""
-    d = X.shape[1]
-    cols = [(f(X + h[j] * e) - f(X - h[j] * e)) / (2 * h[j]) for j, e in enumerate(np.eye(d))]
-    return np.stack(cols, axis=2)
 
 
 def model_drift_jacobian(model, X) -> np.ndarray:
