@@ -175,6 +175,14 @@ def _explained_write_errors(path: Path):
         raise
 
 
+@contextlib.contextmanager
+def _netcdf_write(path: Path):
+    """Every NetCDF write of this module: serialized across threads, a SIGTERM deferred to its
+    end, a full disk named."""
+    with _uninterrupted(), _SERIAL, _explained_write_errors(path):
+        yield
+
+
 def refuse_existing(path, overwrite: bool) -> None:
     """Raise before a long run when its output could not be published: ``path`` exists and
     ``overwrite`` is false (``FileExistsError``), or it exists without write permission
@@ -247,7 +255,7 @@ class NetCDFStream:
         self._n = 0
 
     def append(self, ds: xr.Dataset) -> None:
-        with _uninterrupted(), _SERIAL, _explained_write_errors(self.path):
+        with _netcdf_write(self.path):
             self._append(ds)
 
     def _append(self, ds: xr.Dataset) -> None:
@@ -289,7 +297,7 @@ class NetCDFStream:
         """Write ``attrs`` (root attributes), close and rename onto the target."""
         if self._nc is None:
             raise ValueError("nothing was appended to the stream")
-        with _uninterrupted(), _SERIAL, _explained_write_errors(self.path), _netcdf_lock():
+        with _netcdf_write(self.path), _netcdf_lock():
             self._nc.setncatts({k: nc_attr(v) for k, v in (attrs or {}).items()})
             self._nc.close()
             self._nc = None
@@ -348,8 +356,7 @@ def write_tree(path, groups: dict, overwrite: bool = False) -> Path:
     root = groups.get("", xr.Dataset()).copy()
     names = [k for k in groups if k]
     root.attrs["xlangevin_groups"] = json.dumps(names)
-    with atomic_target(path, overwrite=overwrite) as tmp, _uninterrupted(), _SERIAL, \
-            _explained_write_errors(path):
+    with atomic_target(path, overwrite=overwrite) as tmp, _netcdf_write(path):
         root.to_netcdf(tmp, mode="w", format="NETCDF4")
         for name in names:
             groups[name].to_netcdf(tmp, mode="a", group=name, format="NETCDF4")
